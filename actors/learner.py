@@ -1,0 +1,140 @@
+"""`LearnerWorker` (one DeepSpeed rank) and `LearnerGroup` (N ranks seen as one object).
+
+Rank 0 publishes its address and a free port; all ranks then join torch.distributed together
+(gloo on CPU, nccl on GPU). The driver calls the group; the group splits batches over ranks.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+from typing import Any
+
+import ray
+
+from actors.group import shard_sizes
+from actors.placement import gang_placement_group, in_bundle
+from spark_rl.config.resources import ResourceSpec
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("", 0))
+        return s.getsockname()[1]
+
+
+@ray.remote
+class LearnerWorker:
+    def __init__(self, rank: int, world_size: int):
+        self.rank, self.world_size = rank, world_size
+        self.learner = None
+
+    def address(self) -> tuple[str, int]:
+        return ray.util.get_node_ip_address(), _free_port()
+
+    def setup(self, model_path: str, cfg, master_addr: str, master_port: int) -> dict:
+        os.environ.update(MASTER_ADDR=master_addr, MASTER_PORT=str(master_port), RANK=str(self.rank),
+                          WORLD_SIZE=str(self.world_size), LOCAL_RANK="0")
+        from spark_rl.engines.learner import Learner
+
+        self.learner = Learner(model_path, cfg, rank=self.rank, world_size=self.world_size)
+        return {"rank": self.rank, "pid": os.getpid(), "node_id": ray.get_runtime_context().get_node_id()}
+
+    def call(self, method: str, *args, **kwargs) -> Any:
+        """Run any `Learner` method on this rank (the group makes every rank take part)."""
+        return getattr(self.learner, method)(*args, **kwargs)
+
+    def push_weights(self, rollout_handles: list, bucket_bytes: int, version: int) -> dict:
+        """Every rank iterates the buckets (ZeRO-3 gathers are collective); rank 0 puts each bucket
+        in the object store once and every rollout worker stages it; then all commit."""
+        t0 = time.perf_counter()
+        staged, nbytes, nbuckets = [], 0, 0
+        for bucket in self.learner.iter_weight_buckets(bucket_bytes):
+            if self.rank != 0:
+                continue
+            nbuckets += 1
+            nbytes += sum(t.numel() * t.element_size() for _, t in bucket)
+            ref = ray.put(bucket)
+            staged += [h.stage_weights.remote(ref) for h in rollout_handles]
+        if self.rank != 0:
+            return {}
+        ray.get(staged)
+        t1 = time.perf_counter()
+        ray.get([h.commit_weights.remote(version) for h in rollout_handles])
+        return {"bytes": nbytes, "buckets": nbuckets, "transfer_s": t1 - t0,
+                "commit_s": time.perf_counter() - t1, "sync_s": time.perf_counter() - t0}
+
+
+class LearnerGroup:
+    """N learner ranks behind one interface. Methods mirror `Learner`'s; batch methods take the
+    GLOBAL batch and split it across ranks (contiguous, balanced)."""
+
+    def __init__(self, model_path: str, cfg, num_ranks: int = 1, resources: ResourceSpec | None = None,
+                 env: dict[str, str] | None = None):
+        self.model_path, self.cfg, self.num_ranks = model_path, cfg, num_ranks
+        spec = resources or ResourceSpec()
+        self.pg = gang_placement_group(spec, num_ranks, name=None)
+        self.workers = [
+            LearnerWorker.options(num_cpus=spec.num_cpus, num_gpus=spec.num_gpus, resources=dict(spec.resources),
+                                  runtime_env={"env_vars": dict(env or {})}, **in_bundle(self.pg, r)
+                                  ).remote(r, num_ranks)
+            for r in range(num_ranks)
+        ]
+        addr, port = ray.get(self.workers[0].address.remote())
+        self.placement = ray.get([w.setup.remote(model_path, cfg, addr, port) for w in self.workers])
+
+    # ---- helpers ----------------------------------------------------------------------------
+    def _split(self, samples: list) -> list[list]:
+        sizes = shard_sizes(len(samples), self.num_ranks) if samples else [0] * self.num_ranks
+        parts, start = [], 0
+        for s in sizes:
+            parts.append(samples[start:start + s])
+            start += s
+        return parts
+
+    def _all(self, method: str, *args, **kwargs) -> list:
+        return ray.get([w.call.remote(method, *args, **kwargs) for w in self.workers])
+
+    # ---- training ---------------------------------------------------------------------------
+    def sft_step(self, samples: list[dict]) -> dict:
+        parts = self._split(samples)
+        return ray.get([w.call.remote("sft_step", p) for w, p in zip(self.workers, parts)])[0]
+
+    def pg_step(self, samples: list[dict], loss_fn, epochs: int = 1) -> dict:
+        parts = self._split(samples)
+        return ray.get([w.call.remote("pg_step", p, loss_fn, epochs=epochs) for w, p in zip(self.workers, parts)])[0]
+
+    def compute_logprobs(self, seqs: list[list[int]]) -> list[list[float]]:
+        parts = self._split(seqs)
+        outs = ray.get([w.call.remote("compute_logprobs", p) for w, p in zip(self.workers, parts)])
+        return [x for part in outs for x in part]
+
+    # ---- weights and checkpoints ------------------------------------------------------------
+    def push_weights(self, rollout_handles: list, bucket_bytes: int = 64 << 20, version: int = 0) -> dict:
+        outs = ray.get([w.push_weights.remote(rollout_handles, bucket_bytes, version) for w in self.workers])
+        return outs[0]
+
+    def save_checkpoint(self, path: str, client_state: dict) -> None:
+        self._all("save_checkpoint", path, client_state)
+
+    def load_checkpoint(self, path: str) -> dict:
+        return self._all("load_checkpoint", path)[0]
+
+    def export_hf(self, out_dir: str) -> str:
+        return str(self._all("export_hf", out_dir)[0])
+
+    def call_all(self, method: str, *args, **kwargs) -> list:
+        return self._all(method, *args, **kwargs)
+
+    def shutdown(self) -> None:
+        for w in self.workers:
+            try:
+                ray.kill(w, no_restart=True)
+            except Exception:
+                pass
+        try:
+            ray.util.remove_placement_group(self.pg)
+        except Exception:
+            pass
+        self.workers = []

@@ -1,0 +1,54 @@
+"""Turn a `ResourceSpec` into Ray actor options and placement groups."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import ray
+from ray.util.placement_group import PlacementGroup, placement_group
+from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
+
+from spark_rl.config.resources import ResourceSpec
+
+
+def bundle(spec: ResourceSpec) -> dict[str, float]:
+    b = {"CPU": spec.num_cpus, **spec.resources}
+    if spec.num_gpus:
+        b["GPU"] = spec.num_gpus
+    return {k: v for k, v in b.items() if v}
+
+
+def worker_options(spec: ResourceSpec, env: dict[str, str] | None = None, max_restarts: int = 0) -> dict[str, Any]:
+    """Options for one independently scheduled worker (rollout, reward, reference): each worker is
+    placed on its own, so a group can grow and shrink one worker at a time."""
+    opts: dict[str, Any] = {
+        "num_cpus": spec.num_cpus,
+        "num_gpus": spec.num_gpus,
+        "resources": dict(spec.resources),
+        "max_restarts": max_restarts,
+        "runtime_env": {"env_vars": dict(env or {})},
+    }
+    if spec.strategy in ("SPREAD", "STRICT_SPREAD"):
+        opts["scheduling_strategy"] = "SPREAD"
+    return opts
+
+
+def gang_placement_group(spec: ResourceSpec, n: int, name: str | None = None, timeout_s: float = 120) -> PlacementGroup:
+    """One bundle per rank, reserved together (learner ranks must all start or none)."""
+    pg = placement_group([bundle(spec) for _ in range(n)], strategy=spec.strategy, name=name or "")
+    ready, _ = ray.wait([pg.ready()], timeout=timeout_s)
+    if not ready:
+        ray.util.remove_placement_group(pg)
+        raise TimeoutError(f"placement group {name!r}: {n} x {bundle(spec)} could not be reserved in "
+                           f"{timeout_s:.0f}s; cluster resources: {ray.cluster_resources()}")
+    return pg
+
+
+def in_bundle(pg: PlacementGroup, index: int) -> dict[str, Any]:
+    return {"scheduling_strategy": PlacementGroupSchedulingStrategy(
+        placement_group=pg, placement_group_bundle_index=index, placement_group_capture_child_tasks=True)}
+
+
+def vllm_thread_env(spec: ResourceSpec, worker_index: int) -> dict[str, str]:
+    binds = spec.cpu_threads_bind.split("|")
+    return {"VLLM_CPU_OMP_THREADS_BIND": binds[worker_index % len(binds)]}

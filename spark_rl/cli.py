@@ -1,0 +1,46 @@
+"""`spark-rl` command line. Each subcommand lives in its own module under `spark_rl/commands/`
+and is imported only when used, so `spark-rl --help` stays fast."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+
+from spark_rl.config import ConfigError
+
+# name -> (module, one-line help). Only commands that work are listed here.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "data": ("spark_rl.commands.data", "build data sets (synthetic ProcessBench from the arithmetic domain)"),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="spark-rl", description="SPARK: reference-free process-reward RL on Ray.")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, (module, help_text) in COMMANDS.items():
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        p.set_defaults(_module=module)
+        importlib.import_module(module).add_arguments(p)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    if not args.command:
+        parser.print_help()
+        return 0
+    try:
+        return int(importlib.import_module(args._module).run(args) or 0)
+    except ConfigError as e:
+        print(f"spark-rl: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

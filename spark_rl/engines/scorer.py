@@ -1,0 +1,38 @@
+"""`Scorer`: token logprobs of fixed sequences under a frozen transformers model (the reference
+policy of GRPO's KL term). Micro-batched by a token budget with length-sorted batches."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+
+@dataclass
+class ScorerConfig:
+    model_path: str = ""
+    dtype: str = "float32"
+    micro_batch_tokens: int = 8192
+
+
+class Scorer:
+    def __init__(self, cfg: ScorerConfig):
+        from spark_rl.engines.logprobs import load_causal_lm
+
+        if not cfg.model_path:
+            raise ValueError("ScorerConfig.model_path is empty")
+        self.cfg = cfg
+        self.model = load_causal_lm(cfg.model_path, dtype=cfg.dtype).eval()
+        for p in self.model.parameters():
+            p.requires_grad_(False)
+        self.pad_id = self.model.config.pad_token_id or 0
+
+    @torch.no_grad()
+    def logprobs(self, seqs: list[list[int]]) -> list[list[float]]:
+        """For each sequence, the logprob of tokens 1..L-1 given their prefix."""
+        from spark_rl.engines.logprobs import token_logprobs
+
+        if not seqs:
+            return []
+        out = token_logprobs(self.model, seqs, micro_batch_tokens=self.cfg.micro_batch_tokens, pad_id=self.pad_id)
+        return [t.tolist() for t in out]

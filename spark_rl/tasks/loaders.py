@@ -1,0 +1,150 @@
+"""Loaders for the real benchmark files (see shared/data/SOURCES.md) into one schema, as HF datasets.
+
+Benchmarks -> `id, problem, answer, solution (or None), source`.
+ProcessBench-format files -> `id, problem, steps, label, final_answer_correct, subset`.
+A malformed row raises `DataFormatError` naming the file, the 1-based row and the field: nothing
+is dropped silently. Blank lines are skipped and counted.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from pathlib import Path
+
+from datasets import Dataset
+
+log = logging.getLogger(__name__)
+
+BENCHMARK_FILES = {
+    "math500": "math500_test.jsonl", "aime24": "aime24_test.jsonl", "aime25": "aime25_test.jsonl",
+    "amc23": "amc23_test.jsonl", "olympiadbench": "olympiadbench_test.jsonl",
+    "minerva_math": "minerva_math_test.jsonl", "gsm8k_train": "gsm8k_train.jsonl",
+    "gsm8k_test": "gsm8k_test.jsonl", "college_math": "college_math_test.jsonl",
+}
+# The six benchmarks of the paper's RL evaluation.
+PAPER_EVAL_SET = ("math500", "aime24", "aime25", "amc23", "olympiadbench", "minerva_math")
+PROCESSBENCH_SUBSETS = ("gsm8k", "math", "olympiadbench", "omnimath")
+
+
+class DataFormatError(ValueError):
+    def __init__(self, file: str | Path, row: int, field: str, message: str):
+        self.file, self.row, self.field = str(file), row, field
+        super().__init__(f"{file}: row {row}: field '{field}': {message}")
+
+
+def default_data_dir() -> Path:
+    """`SPARK_RL_DATA_DIR`, else `shared/data` beside the repository (the project's layout)."""
+    env = os.environ.get("SPARK_RL_DATA_DIR")
+    if env:
+        return Path(env)
+    return Path(__file__).resolve().parents[3] / "shared" / "data"
+
+
+def load_jsonl_rows(path: str | Path, required: dict[str, type | tuple[type, ...]]) -> list[dict]:
+    """Every non-blank line as a dict, each `required` field present with the right type."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"data file not found: {path}")
+    rows, blank = [], 0
+    with path.open(encoding="utf-8") as f:
+        for n, line in enumerate(f, start=1):
+            if not line.strip():
+                blank += 1
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise DataFormatError(path, n, "<json>", f"not valid JSON ({e.msg})") from None
+            if not isinstance(row, dict):
+                raise DataFormatError(path, n, "<json>", "a row must be a JSON object")
+            for field, typ in required.items():
+                if field not in row or row[field] is None:
+                    raise DataFormatError(path, n, field, "missing")
+                if not isinstance(row[field], typ) or isinstance(row[field], bool) and typ is int:
+                    raise DataFormatError(path, n, field, f"expected {getattr(typ, '__name__', typ)}, "
+                                                          f"got {type(row[field]).__name__}")
+            rows.append((n, row))
+    if blank:
+        log.info("%s: skipped %d blank line(s)", path, blank)
+    return rows
+
+
+def _nonempty(path, n, row, field) -> str:
+    value = row[field]
+    if not str(value).strip():
+        raise DataFormatError(path, n, field, "empty")
+    return str(value)
+
+
+def load_benchmark(name: str, path: str | Path | None = None, data_dir: str | Path | None = None) -> Dataset:
+    if path is None:
+        if name not in BENCHMARK_FILES:
+            raise ValueError(f"unknown benchmark {name!r}; known: {sorted(BENCHMARK_FILES)} (or give a path)")
+        path = Path(data_dir or default_data_dir()) / BENCHMARK_FILES[name]
+    rows = load_jsonl_rows(path, {"problem": str, "answer": str})
+    out = {"id": [], "problem": [], "answer": [], "solution": [], "source": []}
+    for n, row in rows:
+        rid = row.get("id", row.get("idx", row.get("unique_id", n - 1)))
+        out["id"].append(f"{name}-{rid}")
+        out["problem"].append(_nonempty(path, n, row, "problem"))
+        out["answer"].append(_nonempty(path, n, row, "answer"))
+        sol = row.get("solution")
+        if sol is not None and not isinstance(sol, str):
+            raise DataFormatError(path, n, "solution", f"expected str, got {type(sol).__name__}")
+        out["solution"].append(sol)
+        out["source"].append(name)
+    return Dataset.from_dict(out)
+
+
+def load_processbench(subset_or_path: str | Path, data_dir: str | Path | None = None) -> Dataset:
+    """A ProcessBench subset by name (`gsm8k`, `math`, `olympiadbench`, `omnimath`) or any JSONL file
+    in ProcessBench's schema (the synthetic arithmetic one included)."""
+    p = Path(subset_or_path)
+    if str(subset_or_path) in PROCESSBENCH_SUBSETS:
+        subset = str(subset_or_path)
+        p = Path(data_dir or default_data_dir()) / f"processbench_{subset}.jsonl"
+    else:
+        subset = p.stem.removeprefix("processbench_")
+    rows = load_jsonl_rows(p, {"problem": str, "steps": list, "label": int})
+    out = {"id": [], "problem": [], "steps": [], "label": [], "final_answer_correct": [], "subset": []}
+    for n, row in rows:
+        steps = row["steps"]
+        if not steps or not all(isinstance(s, str) for s in steps):
+            raise DataFormatError(p, n, "steps", "must be a non-empty list of strings")
+        if not -1 <= row["label"] < len(steps):
+            raise DataFormatError(p, n, "label", f"{row['label']} is outside -1..{len(steps) - 1}")
+        out["id"].append(str(row.get("id", f"{subset}-{n - 1}")))
+        out["problem"].append(row["problem"])
+        out["steps"].append(steps)
+        out["label"].append(row["label"])
+        out["final_answer_correct"].append(bool(row.get("final_answer_correct", row["label"] == -1)))
+        out["subset"].append(str(row.get("subset", subset)))
+    return Dataset.from_dict(out)
+
+
+def load_prm800k_stepwise(path: str | Path | None = None, data_dir: str | Path | None = None) -> Dataset:
+    """PRM800K phase-1 step-wise critic rows: `problem`, the previous steps (`responses`), the rated
+    next step (`next_response`) and its human `rating` (-1, 0, 1; None where unrated)."""
+    path = Path(path or Path(data_dir or default_data_dir()) / "prm800k_phase1_test_stepwise_critic.jsonl")
+    rows = load_jsonl_rows(path, {"problem": str, "next_response": str})
+    out = {"problem": [], "previous_steps": [], "next_step": [], "rating": []}
+    for n, row in rows:
+        prev = row.get("responses", [])
+        if isinstance(prev, str):
+            try:
+                prev = json.loads(prev)
+            except json.JSONDecodeError:
+                raise DataFormatError(path, n, "responses", "not a list") from None
+        if not isinstance(prev, list):
+            raise DataFormatError(path, n, "responses", "not a list")
+        try:   # unrated rows exist (rating null): kept, with rating None
+            rating = None if row.get("rating") in (None, "None") else int(row["rating"])
+        except (TypeError, ValueError):
+            raise DataFormatError(path, n, "rating", f"not an integer: {row.get('rating')!r}") from None
+        out["problem"].append(row["problem"])
+        out["previous_steps"].append([str(s) for s in prev])
+        out["next_step"].append(row["next_response"])
+        out["rating"].append(rating)
+    return Dataset.from_dict(out)

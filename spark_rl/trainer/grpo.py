@@ -1,0 +1,276 @@
+"""The GRPO driver: one step reads like the algorithm.
+
+    prompts -> G samples each (rollout group) -> rewards (reward group) -> reference logprobs
+    -> group advantages -> learner update -> weight sync -> metrics / checkpoint
+
+The driver talks to actor *groups*, never to a fixed number of workers.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import random
+import time
+from pathlib import Path
+
+import numpy as np
+import ray
+import torch
+
+from actors.group import ActorGroup
+from actors.learner import LearnerGroup
+from actors.placement import vllm_thread_env, worker_options
+from actors.reference import ReferenceWorker
+from actors.reward import RuleRewardWorker
+from actors.rollout import RolloutWorker
+from spark_rl.algos import grpo_loss, zero_variance_group_mask
+from spark_rl.engines.scorer import ScorerConfig
+from spark_rl.grading import grade
+from spark_rl.formats import extract_answer
+from spark_rl.rewards.base import RewardInput, sanitize
+from spark_rl.trainer.config import RLConfig
+from spark_rl.trainer.data import Problem, PromptStream
+from spark_rl.trainer.metrics import MetricsWriter, StepTimer
+from spark_rl.trainer.rollout_batch import Sample, group_advantages, learner_samples
+
+log = logging.getLogger(__name__)
+
+PROBE_TEXT = "Start with 3. Add 4. Multiply by 2. <step>Step 1: 3 + 4 = 7</step>"
+
+
+def sample_seed(run_seed: int, step: int) -> int:
+    """Rollout sampling seed of a step: a pure function of (run seed, step), so a resumed run
+    draws exactly the samples an uninterrupted one would."""
+    return (run_seed * 1_000_003 + step * 7919) % (2**31 - 1)
+
+
+class GRPOTrainer:
+    def __init__(self, cfg: RLConfig, policy_path: str, train: list[Problem], evalset: list[Problem]):
+        self.cfg = cfg
+        self.run_dir = Path(cfg.run.output_dir)
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.policy_path = policy_path
+        self.stream = PromptStream(train, seed=cfg.run.seed)
+        self.evalset = evalset
+        self.step = 0
+        self.weights_version = 0
+        self.metrics = MetricsWriter(self.run_dir, tensorboard=cfg.run.tensorboard)
+        self.loss_fn = functools.partial(grpo_loss, cfg=cfg.grpo.loss)
+        self._seed_everything(cfg.run.seed)
+
+        rcfg = cfg.rollout
+        engine = rcfg.engine
+        engine.model_path = policy_path
+        self.learner = LearnerGroup(policy_path, cfg.learner.engine, cfg.learner.num_ranks, cfg.learner.resources)
+        self.rollout = ActorGroup(
+            "rollout",
+            lambda i: RolloutWorker.options(**worker_options(rcfg.resources, vllm_thread_env(rcfg.resources, i))
+                                            ).remote(engine, i),
+            rcfg.num_workers,
+            on_new_worker=lambda h: self.sync_weights([h]),
+        )
+        self.reference = None
+        if cfg.grpo.loss.kl_coef > 0:
+            scfg = ScorerConfig(model_path=policy_path, dtype=cfg.learner.engine.dtype,
+                                micro_batch_tokens=cfg.reference.micro_batch_tokens)
+            self.reference = ActorGroup(
+                "reference",
+                lambda i: ReferenceWorker.options(**worker_options(cfg.reference.resources)).remote(scfg, i),
+                cfg.reference.num_workers)
+        self.reward = self._make_reward_group()
+        self.tokenizer = None
+
+    def _make_reward_group(self) -> ActorGroup:
+        rc = self.cfg.reward
+        return ActorGroup("reward", lambda i: RuleRewardWorker.options(**worker_options(rc.resources)).remote(
+            rc.use_gate, i), rc.num_workers)
+
+    @staticmethod
+    def _seed_everything(seed: int) -> None:
+        random.seed(seed)
+        np.random.seed(seed)
+        torch.manual_seed(seed)
+
+    # ---- one GRPO step -----------------------------------------------------------------------
+    def train_step(self) -> dict:
+        g = self.cfg.grpo
+        timer = StepTimer()
+        problems = self.stream.next_batch(g.prompts_per_step)
+        with timer.section("generate"):
+            samples = self.generate(problems, sample_seed(self.cfg.run.seed, self.step))
+        with timer.section("reward"):
+            reward_counts = self.score(problems, samples)
+        with timer.section("reference"):
+            self.reference_logprobs(samples)
+        advantages = group_advantages(samples, g.advantage)
+        update = samples, advantages
+        if g.filter_zero_variance:
+            update = self._drop_flat_groups(samples, advantages)
+        with timer.section("train"):
+            train_metrics = self.learner.pg_step(learner_samples(*update), self.loss_fn, epochs=g.epochs)
+        with timer.section("sync"):
+            sync = self.sync_weights()
+        self.step += 1
+        metrics = {**self._rollout_metrics(samples), **{f"train/{k}": v for k, v in train_metrics.items()},
+                   **{f"reward_reason/{k}": v for k, v in reward_counts.items()},
+                   "sync/bytes": sync.get("bytes", 0), **timer.summary()}
+        if sync.get("parity") is not None:
+            metrics["sync/max_abs_logprob_diff"] = sync["parity"]
+        return metrics
+
+    # ---- the pieces ------------------------------------------------------------------------
+    def generate(self, problems: list[Problem], seed: int) -> list[Sample]:
+        g = self.cfg.grpo
+        groups = self.rollout.map_shards("generate", [p.prompt for p in problems], n=g.group_size,
+                                         temperature=g.temperature, top_p=g.top_p,
+                                         max_new_tokens=g.max_new_tokens, seed=seed)
+        samples = []
+        for gi, completions in enumerate(groups):
+            for c in completions:
+                samples.append(Sample(group=gi, prompt_ids=c.prompt_token_ids, response_ids=c.token_ids,
+                                      response_text=c.text, finish_reason=c.finish_reason))
+        return samples
+
+    def score(self, problems: list[Problem], samples: list[Sample]) -> dict[str, int]:
+        inputs = [RewardInput(sample_id=f"{self.step}-{i}", problem=problems[s.group].question,
+                              response=s.response_text, answer=problems[s.group].answer)
+                  for i, s in enumerate(samples)]
+        outputs, counts = sanitize(self.reward.map_shards("score", inputs), len(samples))
+        for s, o in zip(samples, outputs):
+            s.reward, s.reward_reason = float(o.reward), o.reason
+            pred = extract_answer(s.response_text)
+            # Validation signal: always the ground truth, whatever the training reward is.
+            s.correct = pred is not None and grade(pred, problems[s.group].answer)
+        return counts
+
+    def reference_logprobs(self, samples: list[Sample]) -> None:
+        if self.reference is None:
+            return
+        full = self.reference.map_shards("logprobs", [s.input_ids for s in samples])
+        for s, lp in zip(samples, full):
+            s.ref_logprobs = lp[len(s.prompt_ids) - 1:]
+
+    def _drop_flat_groups(self, samples, advantages):
+        rewards = torch.tensor([s.reward for s in samples])
+        groups = torch.tensor([s.group for s in samples])
+        keep = ~zero_variance_group_mask(rewards, groups)
+        idx = [i for i, k in enumerate(keep.tolist()) if k]
+        return [samples[i] for i in idx], advantages[idx]
+
+    def sync_weights(self, handles: list | None = None) -> dict:
+        """Learner -> rollout workers (all of them, or the given new ones), then a parity probe."""
+        g = self.cfg.grpo
+        targets = handles if handles is not None else self.rollout.workers
+        if handles is None:
+            self.weights_version += 1
+        stats = self.learner.push_weights(targets, bucket_bytes=g.sync_bucket_mb << 20, version=self.weights_version)
+        stats["parity"] = self.parity(targets[0]) if g.parity_check else None
+        if stats["parity"] is not None and stats["parity"] > g.parity_tolerance:
+            raise RuntimeError(f"weight sync parity check failed: max |logprob diff| {stats['parity']:.2e} "
+                               f"> {g.parity_tolerance:.0e}")
+        return stats
+
+    def parity(self, handle) -> float:
+        if self.tokenizer is None:
+            from transformers import AutoTokenizer
+
+            self.tokenizer = AutoTokenizer.from_pretrained(self.policy_path)
+        seq = self.tokenizer(PROBE_TEXT, add_special_tokens=False)["input_ids"]
+        got = ray.get(handle.sequence_logprobs.remote([seq]))[0]
+        ref = self.learner.compute_logprobs([seq])[0]
+        return float(np.max(np.abs(np.array(got) - np.array(ref))))
+
+    def evaluate(self, problems: list[Problem] | None = None) -> dict:
+        problems = self.evalset if problems is None else problems
+        if not problems:
+            return {}
+        outs = self.rollout.map_shards("generate", [p.prompt for p in problems], n=1, temperature=0.0,
+                                       max_new_tokens=self.cfg.grpo.eval_max_new_tokens, logprobs=False)
+        correct = 0
+        for p, group in zip(problems, outs):
+            pred = extract_answer(group[0].text)
+            correct += int(pred is not None and grade(pred, p.answer))
+        return {"eval/accuracy": correct / len(problems), "eval/n": len(problems)}
+
+    def _rollout_metrics(self, samples: list[Sample]) -> dict:
+        r = np.array([s.reward for s in samples], dtype=np.float64)
+        lens = np.array([len(s.response_ids) for s in samples], dtype=np.float64)
+        groups: dict[int, list[float]] = {}
+        for s in samples:
+            groups.setdefault(s.group, []).append(s.reward)
+        flat = sum(1 for v in groups.values() if max(v) == min(v))
+        return {
+            "reward/mean": float(r.mean()), "reward/std": float(r.std()),
+            "rollout/accuracy": float(np.mean([s.correct for s in samples])),
+            "rollout/response_len": float(lens.mean()),
+            "rollout/truncated_share": float(np.mean([s.finish_reason == "length" for s in samples])),
+            "rollout/zero_variance_group_share": flat / max(1, len(groups)),
+            "rollout/samples": len(samples),
+        }
+
+    # ---- checkpoints -----------------------------------------------------------------------
+    def checkpoint(self) -> Path:
+        path = self.run_dir / "checkpoints" / f"step_{self.step:06d}"
+        state = {"step": self.step, "weights_version": self.weights_version, "stream": self.stream.state(),
+                 "py_random": random.getstate(), "np_random": np.random.get_state(),
+                 "torch_random": torch.get_rng_state()}
+        self.learner.save_checkpoint(str(path), state)
+        (self.run_dir / "checkpoints" / "latest").write_text(path.name)
+        return path
+
+    def resume(self, run_dir: str | Path | None = None) -> bool:
+        root = Path(run_dir or self.run_dir) / "checkpoints"
+        latest = root / "latest"
+        if not latest.exists():
+            return False
+        path = root / latest.read_text().strip()
+        state = self.learner.load_checkpoint(str(path))
+        self.step = state["step"]
+        self.weights_version = state["weights_version"]
+        self.stream.restore(state["stream"])
+        random.setstate(state["py_random"])
+        np.random.set_state(state["np_random"])
+        torch.set_rng_state(state["torch_random"])
+        self.metrics.truncate_after(self.step)
+        self.sync_weights()
+        log.info("resumed from %s at step %d", path, self.step)
+        return True
+
+    # ---- the loop --------------------------------------------------------------------------
+    def fit(self, progress: bool = True) -> list[dict]:
+        from tqdm import tqdm
+
+        g = self.cfg.grpo
+        history = []
+        if self.step == 0:
+            self.sync_weights()   # rollout engines start from the learner's exact weights
+            if g.eval_every:
+                ev = self.evaluate()
+                self.metrics.write(0, ev)
+                history.append({"step": 0, **ev})
+        bar = tqdm(total=g.steps, initial=self.step, desc="grpo", disable=not progress, dynamic_ncols=True)
+        while self.step < g.steps:
+            t = time.perf_counter()
+            m = self.train_step()
+            if g.eval_every and (self.step % g.eval_every == 0 or self.step == g.steps):
+                m.update(self.evaluate())
+            if g.checkpoint_every and (self.step % g.checkpoint_every == 0 or self.step == g.steps):
+                self.checkpoint()
+            m["time/wall_s"] = time.perf_counter() - t
+            self.metrics.write(self.step, m)
+            history.append({"step": self.step, **m})
+            bar.update(1)
+            bar.set_postfix(reward=f"{m['reward/mean']:.3f}", acc=f"{m['rollout/accuracy']:.3f}",
+                            kl=f"{m.get('train/kl', 0.0):.4f}", len=f"{m['rollout/response_len']:.0f}")
+        bar.close()
+        (self.run_dir / "final.json").write_text(json.dumps(history[-1] if history else {}, indent=1))
+        return history
+
+    def shutdown(self) -> None:
+        self.metrics.close()
+        self.learner.shutdown()
+        for grp in (self.rollout, self.reference, self.reward):
+            if grp is not None:
+                grp.kill_all()

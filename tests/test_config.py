@@ -1,0 +1,58 @@
+from dataclasses import dataclass, field
+
+import pytest
+
+from spark_rl.config import ConfigError, load_config, require, save_resolved
+
+
+@dataclass
+class Inner:
+    lr: float = 1e-5
+    steps: int = 3
+    resources: dict[str, float] = field(default_factory=dict)
+
+    def validate(self):
+        require(self.lr > 0, "lr", "must be > 0")
+
+
+@dataclass
+class Outer:
+    trainer: Inner = field(default_factory=Inner)
+    name: str = "x"
+
+
+def test_yaml_and_overrides(tmp_path):
+    p = tmp_path / "c.yaml"
+    p.write_text("trainer:\n  lr: 0.5\nname: run\n")
+    cfg = load_config(Outer, p, ["trainer.steps=7", "trainer.resources.rollout=0.01"])
+    assert cfg.trainer.lr == 0.5 and cfg.trainer.steps == 7 and cfg.name == "run"
+    assert cfg.trainer.resources == {"rollout": 0.01}
+    out = save_resolved(cfg, tmp_path / "run")
+    assert "steps: 7" in out.read_text()
+
+
+def test_unknown_key_in_file_is_one_line_naming_it(tmp_path):
+    p = tmp_path / "c.yaml"
+    p.write_text("trainer:\n  lrr: 0.5\n")
+    with pytest.raises(ConfigError) as e:
+        load_config(Outer, p)
+    msg = str(e.value)
+    assert "trainer.lrr" in msg and str(p) in msg and "\n" not in msg
+
+
+@pytest.mark.parametrize("override,needle", [
+    ("trainer.foo=1", "unknown config key 'trainer.foo'"),
+    ("trainer.lr=abc", "bad value for config key 'trainer.lr'"),
+    ("trainer.steps=1.5", "trainer.steps"),
+    ("trainer.lr=-1", "trainer.lr: must be > 0"),
+    ("nonsense", "not of the form key=value"),
+])
+def test_bad_overrides(override, needle):
+    with pytest.raises(ConfigError) as e:
+        load_config(Outer, None, [override])
+    assert needle in str(e.value) and "\n" not in str(e.value)
+
+
+def test_missing_file():
+    with pytest.raises(ConfigError, match="not found"):
+        load_config(Outer, "/nonexistent/x.yaml")
