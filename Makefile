@@ -21,7 +21,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: setup
-	$(VENV)/bin/spark-rl demo configs/demo/demo.yaml
+	$(VENV)/bin/spark-rl data arith-processbench --n 1000 --seed 0 --out runs/demo/arith-processbench
 
 # pytest exit 5 means "no tests collected": not a failure of the suite itself.
 test: setup

@@ -1,0 +1,41 @@
+"""ProcessBench metrics (arXiv 2412.06559): accuracy on erroneous samples (exact earliest-error
+index), accuracy on correct samples (prediction -1), and their harmonic mean F1 per subset."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+
+def processbench_scores(preds: list[int | None], labels: list[int]) -> dict:
+    """`None` predictions (unparsable outputs) count as wrong and are reported in `n_unparsed`.
+    An empty side scores 0 accuracy (never NaN); F1 is 0 when both accuracies are 0."""
+    if len(preds) != len(labels):
+        raise ValueError(f"{len(preds)} predictions for {len(labels)} labels")
+    err = [(p, lab) for p, lab in zip(preds, labels) if lab != -1]
+    ok = [(p, lab) for p, lab in zip(preds, labels) if lab == -1]
+    acc_err = sum(p == lab for p, lab in err) / len(err) if err else 0.0
+    acc_ok = sum(p == -1 for p, _ in ok) / len(ok) if ok else 0.0
+    f1 = 2 * acc_err * acc_ok / (acc_err + acc_ok) if acc_err + acc_ok > 0 else 0.0
+    n_unparsed = sum(p is None for p in preds)
+    return {"acc_err": acc_err, "acc_ok": acc_ok, "f1": f1, "n_err": len(err), "n_ok": len(ok),
+            "n": len(labels), "n_unparsed": n_unparsed, "unparsed_share": n_unparsed / max(1, len(labels))}
+
+
+def processbench_report(rows: list[dict]) -> dict:
+    """`rows`: dicts with `subset`, `pred`, `label`. Per-subset scores and the mean F1 over subsets."""
+    by_subset: dict[str, tuple[list, list]] = defaultdict(lambda: ([], []))
+    for r in rows:
+        preds, labels = by_subset[r["subset"]]
+        preds.append(r["pred"])
+        labels.append(r["label"])
+    subsets = {name: processbench_scores(p, lab) for name, (p, lab) in sorted(by_subset.items())}
+    mean_f1 = sum(s["f1"] for s in subsets.values()) / len(subsets) if subsets else 0.0
+    return {"subsets": subsets, "mean_f1": mean_f1}
+
+
+def first_error_index(step_labels: list[bool | None]) -> int:
+    """A generative PRM's prediction: the first step it does not mark correct, else -1."""
+    for i, lab in enumerate(step_labels):
+        if lab is not True:
+            return i
+    return -1
