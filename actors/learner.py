@@ -106,6 +106,8 @@ class LearnerGroup:
         return ray.get([w.call.remote("pg_step", p, loss_fn, epochs=epochs) for w, p in zip(self.workers, parts)])[0]
 
     def compute_logprobs(self, seqs: list[list[int]]) -> list[list[float]]:
+        if getattr(self.cfg, "zero_stage", 0) == 3:   # ZeRO-3 forwards are collective: all ranks, same input
+            return self._all("compute_logprobs", seqs)[0]
         parts = self._split(seqs)
         outs = ray.get([w.call.remote("compute_logprobs", p) for w, p in zip(self.workers, parts)])
         return [x for part in outs for x in part]

@@ -8,8 +8,8 @@ from spark_rl.tasks.loaders import (
     DataFormatError,
     default_data_dir,
     load_benchmark,
-    load_processbench,
     load_prm800k_stepwise,
+    load_processbench,
 )
 
 DATA = default_data_dir()

@@ -19,7 +19,13 @@ def domain_corpus(seed: int = 0, n_problems: int = 400) -> list[str]:
     """Deterministic corpus: domain problems, reference and erroneous solutions, verifications,
     and the prompt templates of every stage."""
     from spark_rl.formats import render_verification, split_steps
-    from spark_rl.tasks.arith import ERROR_KINDS, generate_problems, inject_error, policy_prompt, reference_solution
+    from spark_rl.tasks.arith import (
+        ERROR_KINDS,
+        generate_problems,
+        inject_error,
+        policy_prompt,
+        reference_solution,
+    )
     from spark_rl.verification.prompts import prompt_templates_for_corpus
 
     rng = random.Random(seed)

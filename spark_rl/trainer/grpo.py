@@ -27,8 +27,8 @@ from actors.reward import RuleRewardWorker
 from actors.rollout import RolloutWorker
 from spark_rl.algos import grpo_loss, zero_variance_group_mask
 from spark_rl.engines.scorer import ScorerConfig
-from spark_rl.grading import grade
 from spark_rl.formats import extract_answer
+from spark_rl.grading import grade
 from spark_rl.rewards.base import RewardInput, sanitize
 from spark_rl.trainer.config import RLConfig
 from spark_rl.trainer.data import Problem, PromptStream

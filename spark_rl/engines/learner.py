@@ -1,0 +1,338 @@
+"""`Learner`: one data-parallel rank of DeepSpeed training (ZeRO 0-3, fp32/bf16, gloo or nccl).
+
+Each call to `sft_step`/`pg_step` gets THIS rank's share of a global batch and makes one
+optimizer step. Losses are normalised by counts over the global batch (all-reduced), and each
+loss is multiplied by the world size before backward because DeepSpeed averages gradients over
+ranks: the update is then the same whatever the number of ranks or micro-batches.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import shutil
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from spark_rl.config import require, require_choice
+from spark_rl.engines.logprobs import batch_logprobs, load_causal_lm, pad_batch, token_logprobs
+
+log = logging.getLogger(__name__)
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.json",
+                   "merges.txt", "generation_config.json", "chat_template.jinja")
+
+
+@dataclass
+class LearnerConfig:
+    zero_stage: int = 2
+    dtype: str = "float32"          # "bfloat16" on GPUs
+    lr: float = 1e-5
+    weight_decay: float = 0.0
+    adam_beta1: float = 0.9
+    adam_beta2: float = 0.999
+    adam_eps: float = 1e-8
+    warmup_steps: int = 0           # linear warm-up over this many optimizer steps, then constant
+    decay_steps: int = 0            # > 0: cosine decay to `min_lr_ratio` x lr over this many steps after warm-up
+    min_lr_ratio: float = 0.1
+    grad_clip: float = 1.0
+    micro_batch_size: int = 8       # sequences per forward/backward on one rank
+    seed: int = 0
+    gradient_checkpointing: bool = False
+    backend: str = "auto"           # "auto": nccl with CUDA, else gloo
+
+    def validate(self) -> None:
+        require_choice(self.zero_stage, "zero_stage", {0, 1, 2, 3})
+        require_choice(self.dtype, "dtype", {"float32", "bfloat16"})
+        require(self.lr > 0, "lr", "must be > 0")
+        require(self.micro_batch_size >= 1, "micro_batch_size", "must be >= 1")
+        require(self.warmup_steps >= 0 and self.decay_steps >= 0, "warmup_steps", "must be >= 0")
+        require_choice(self.backend, "backend", {"auto", "gloo", "nccl"})
+
+
+def lr_lambda(cfg: LearnerConfig) -> Callable[[int], float]:
+    def f(step: int) -> float:
+        if cfg.warmup_steps and step < cfg.warmup_steps:
+            return (step + 1) / cfg.warmup_steps
+        if cfg.decay_steps:
+            t = min(1.0, (step - cfg.warmup_steps) / cfg.decay_steps)
+            return cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * t))
+        return 1.0
+    return f
+
+
+class Learner:
+    def __init__(self, model_path: str, cfg: LearnerConfig, rank: int | None = None, world_size: int | None = None):
+        import deepspeed
+
+        self.cfg, self.model_path = cfg, model_path
+        os.environ.setdefault("MASTER_ADDR", "127.0.0.1")
+        os.environ.setdefault("MASTER_PORT", "29511")
+        os.environ.setdefault("RANK", str(rank or 0))
+        os.environ.setdefault("WORLD_SIZE", str(world_size or 1))
+        os.environ.setdefault("LOCAL_RANK", "0")
+        backend = cfg.backend if cfg.backend != "auto" else ("nccl" if torch.cuda.is_available() else "gloo")
+        deepspeed.init_distributed(dist_backend=backend)
+        self.dist = torch.distributed
+        self.rank, self.world_size = self.dist.get_rank(), self.dist.get_world_size()
+        torch.manual_seed(cfg.seed)
+        model = load_causal_lm(model_path, dtype=cfg.dtype)
+        if cfg.gradient_checkpointing:
+            model.gradient_checkpointing_enable()
+        self.max_len = getattr(model.config, "max_position_embeddings", 1 << 30)
+        self.pad_id = model.config.pad_token_id or 0
+        opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, betas=(cfg.adam_beta1, cfg.adam_beta2),
+                                eps=cfg.adam_eps, weight_decay=cfg.weight_decay)
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(cfg))
+        ds_config = {
+            "train_micro_batch_size_per_gpu": 1,
+            "gradient_accumulation_steps": 1,
+            "gradient_clipping": cfg.grad_clip,
+            "zero_optimization": {"stage": cfg.zero_stage},
+            "bf16": {"enabled": cfg.dtype == "bfloat16"},
+            "zero_allow_untested_optimizer": True,
+            "steps_per_print": 1 << 30,
+            "wall_clock_breakdown": False,
+        }
+        self.engine, self.optimizer, _, self.scheduler = deepspeed.initialize(
+            model=model, optimizer=opt, lr_scheduler=sched, config=ds_config)
+        self.device = self.engine.device
+        self.steps = 0
+
+    # ---- collectives ------------------------------------------------------------------------
+    def _all_sum(self, values: list[float]) -> list[float]:
+        t = torch.tensor(values, dtype=torch.float64)
+        self.dist.all_reduce(t)
+        return t.tolist()
+
+    def _all_max(self, value: int) -> int:
+        t = torch.tensor([value], dtype=torch.long)
+        self.dist.all_reduce(t, op=self.dist.ReduceOp.MAX)
+        return int(t.item())
+
+    def barrier(self) -> None:
+        self.dist.barrier()
+
+    # ---- batches ----------------------------------------------------------------------------
+    def _check_lengths(self, seqs: list[list[int]]) -> None:
+        for i, s in enumerate(seqs):
+            if len(s) > self.max_len:
+                raise ValueError(f"sample {i} has {len(s)} tokens; the model allows {self.max_len}")
+
+    def _micro_batches(self, n: int) -> list[list[int]]:
+        """Index micro-batches; every rank runs the same number (empty ones do a zero-loss pass),
+        because ZeRO's gradient reduction is collective."""
+        mbs = self.cfg.micro_batch_size
+        count = self._all_max(math.ceil(n / mbs) if n else 0)
+        return [list(range(i * mbs, min(n, (i + 1) * mbs))) for i in range(count)]
+
+    def _optimizer_step(self, micro_batches: list, loss_of: Callable[[list[int]], torch.Tensor]) -> float:
+        """Backward every micro-batch (boundary only on the last), then one optimizer step."""
+        for k, mb in enumerate(micro_batches):
+            self.engine.set_gradient_accumulation_boundary(k == len(micro_batches) - 1)
+            loss = loss_of(mb) * self.world_size
+            self.engine.backward(loss, scale_wrt_gas=False)
+        grad_norm = 0.0
+        if micro_batches:
+            self.engine.step()
+            grad_norm = float(self.engine.get_global_grad_norm() or 0.0)
+            self.steps += 1
+        return grad_norm
+
+    def _dummy_loss(self) -> torch.Tensor:
+        ids = torch.tensor([[self.pad_id, self.pad_id]], device=self.device)
+        return self.engine(input_ids=ids, use_cache=False).logits.sum() * 0.0
+
+    # ---- SFT --------------------------------------------------------------------------------
+    def sft_step(self, samples: list[dict]) -> dict:
+        """Cross-entropy on response tokens, averaged over every response token of the global batch."""
+        skipped = sum(1 for s in samples if not s["response_ids"])
+        samples = [s for s in samples if s["response_ids"]]
+        if skipped:
+            log.warning("sft_step: skipped %d sample(s) with an empty response", skipped)
+        seqs = [list(s["prompt_ids"]) + list(s["response_ids"]) for s in samples]
+        self._check_lengths(seqs)
+        local_tokens = sum(len(s["response_ids"]) for s in samples)
+        global_tokens, global_seqs = self._all_sum([local_tokens, len(samples)])
+        if global_tokens == 0:
+            return {"loss": 0.0, "tokens": 0, "skipped_empty": skipped, "stepped": False}
+        micro = self._micro_batches(len(samples))
+        loss_sum = [0.0]
+        pad_tokens = [0, 0]
+
+        def loss_of(mb: list[int]) -> torch.Tensor:
+            if not mb:
+                return self._dummy_loss()
+            ids, mask = pad_batch([seqs[i] for i in mb], self.pad_id)
+            pad_tokens[0] += int(mask.numel() - mask.sum())
+            pad_tokens[1] += int(mask.numel())
+            lp, _ = batch_logprobs(self.engine, ids.to(self.device), mask.to(self.device))
+            resp = torch.zeros_like(lp)
+            for row, i in enumerate(mb):
+                p = len(samples[i]["prompt_ids"])
+                resp[row, p - 1:len(seqs[i]) - 1] = 1.0
+            loss = -(lp * resp).sum() / global_tokens
+            loss_sum[0] += loss.item()
+            return loss
+
+        self.engine.train()
+        grad_norm = self._optimizer_step(micro, loss_of)
+        (loss,) = self._all_sum([loss_sum[0]])
+        return {"loss": loss, "grad_norm": grad_norm, "lr": self.scheduler.get_last_lr()[0],
+                "tokens": int(global_tokens), "seqs": int(global_seqs), "skipped_empty": skipped,
+                "padding_share": pad_tokens[0] / max(1, pad_tokens[1]), "stepped": True}
+
+    # ---- policy gradient --------------------------------------------------------------------
+    def pg_step(self, samples: list[dict], loss_fn, epochs: int = 1) -> dict:
+        """One optimizer step per epoch over this rank's samples. `loss_fn(logp, old_logp, ref_logp,
+        advantages, mask, entropy=..., num_tokens=..., num_seqs=...) -> (loss, metrics)` gets padded
+        [B, T] response-token tensors and global denominators. With `old_logprobs` None and one
+        epoch, the old policy is the current one (ratio 1): no extra forward pass is spent on it."""
+        empty = sum(1 for s in samples if len(s["input_ids"]) <= s["prompt_len"])
+        samples = [s for s in samples if len(s["input_ids"]) > s["prompt_len"]]
+        seqs = [list(s["input_ids"]) for s in samples]
+        self._check_lengths(seqs)
+        n_resp = [len(s["input_ids"]) - s["prompt_len"] for s in samples]
+        global_tokens, global_seqs = self._all_sum([sum(n_resp), len(samples)])
+        need_old = epochs > 1 and any(s.get("old_logprobs") is None for s in samples)
+        if need_old:
+            fresh = self.compute_logprobs(seqs)
+            for s, lp in zip(samples, fresh):
+                if s.get("old_logprobs") is None:
+                    s["old_logprobs"] = lp[s["prompt_len"] - 1:]
+        micro = self._micro_batches(len(samples))
+        sums: dict[str, float] = {}
+        tokens_seen = [0.0]
+
+        def resp_tensor(rows: list[int], key: str, width: int) -> torch.Tensor | None:
+            if any(samples[i].get(key) is None for i in rows):
+                return None
+            t = torch.zeros(len(rows), width)
+            for r, i in enumerate(rows):
+                v = samples[i][key]
+                v = [float(v)] * n_resp[i] if isinstance(v, (int, float)) else list(v)
+                if len(v) != n_resp[i]:
+                    raise ValueError(f"pg_step: sample {i} has {len(v)} values in '{key}' for {n_resp[i]} response tokens")
+                t[r, :n_resp[i]] = torch.tensor(v)
+            return t.to(self.device)
+
+        def loss_of(mb: list[int]) -> torch.Tensor:
+            if not mb:
+                return self._dummy_loss()
+            ids, mask = pad_batch([seqs[i] for i in mb], self.pad_id)
+            lp_all, ent_all = batch_logprobs(self.engine, ids.to(self.device), mask.to(self.device), with_entropy=True)
+            width = max(n_resp[i] for i in mb)
+            logp = torch.zeros(len(mb), width, device=self.device)
+            ent = torch.zeros(len(mb), width, device=self.device)
+            rmask = torch.zeros(len(mb), width, device=self.device)
+            for r, i in enumerate(mb):
+                p = samples[i]["prompt_len"]
+                logp[r, :n_resp[i]] = lp_all[r, p - 1:p - 1 + n_resp[i]]
+                ent[r, :n_resp[i]] = ent_all[r, p - 1:p - 1 + n_resp[i]].detach()
+                rmask[r, :n_resp[i]] = 1.0
+            old = resp_tensor(mb, "old_logprobs", width)
+            ref = resp_tensor(mb, "ref_logprobs", width)
+            adv = resp_tensor(mb, "advantages", width)
+            loss, metrics = loss_fn(logp, old, ref, adv, rmask, entropy=ent, num_tokens=global_tokens,
+                                    num_seqs=global_seqs)
+            w = float(rmask.sum())
+            tokens_seen[0] += w
+            for k, v in metrics.items():   # losses are partial sums already; rates are token-weighted
+                sums[k] = sums.get(k, 0.0) + (float(v) if k.endswith("loss") else float(v) * w)
+            sums["loss"] = sums.get("loss", 0.0) + loss.item()
+            return loss
+
+        self.engine.train()
+        grad_norms = []
+        for _ in range(epochs):
+            grad_norms.append(self._optimizer_step(micro, loss_of))
+        keys = sorted(sums)
+        totals = self._all_sum([sums.get(k, 0.0) for k in keys] + [tokens_seen[0]])
+        weight = max(totals[-1], 1.0)
+        out = {k: (v / epochs if k.endswith("loss") else v / weight) for k, v in zip(keys, totals[:-1])}
+        out.update(grad_norm=grad_norms[-1] if grad_norms else 0.0, lr=self.scheduler.get_last_lr()[0],
+                   tokens=int(global_tokens), seqs=int(global_seqs), skipped_empty=empty)
+        return out
+
+    # ---- scoring ----------------------------------------------------------------------------
+    def compute_logprobs(self, seqs: list[list[int]]) -> list[list[float]]:
+        if not seqs:
+            return []
+        self.engine.eval()
+        out = token_logprobs(self.engine.module, seqs, pad_id=self.pad_id)
+        return [t.tolist() for t in out]
+
+    # ---- weights ----------------------------------------------------------------------------
+    def iter_weight_buckets(self, bucket_bytes: int = 64 << 20) -> Iterator[list[tuple[str, torch.Tensor]]]:
+        """Full weights in HF checkpoint naming, tied `lm_head.weight` included, in buckets of about
+        `bucket_bytes`. Collective under ZeRO-3 (every rank must iterate); every rank gets the data."""
+        import deepspeed
+
+        module = self.engine.module
+        named = list(module.named_parameters(remove_duplicate=False))
+        seen_buffers = {n for n, _ in named}
+        bucket, size = [], 0
+        for name, p in named:
+            if self.cfg.zero_stage == 3:
+                with deepspeed.zero.GatheredParameters([p], modifier_rank=None):
+                    t = p.detach().to("cpu", copy=True).contiguous()
+            else:
+                t = p.detach().to("cpu").contiguous().clone()
+            bucket.append((name, t))
+            size += t.numel() * t.element_size()
+            if size >= bucket_bytes:
+                yield bucket
+                bucket, size = [], 0
+        if module.config.tie_word_embeddings and "lm_head.weight" not in seen_buffers:
+            emb = next(t for n, t in self._gathered_embed())
+            bucket.append(("lm_head.weight", emb))
+        if bucket:
+            yield bucket
+
+    def _gathered_embed(self):
+        import deepspeed
+
+        p = self.engine.module.get_input_embeddings().weight
+        if self.cfg.zero_stage == 3:
+            with deepspeed.zero.GatheredParameters([p], modifier_rank=None):
+                yield "model.embed_tokens.weight", p.detach().to("cpu", copy=True)
+        else:
+            yield "model.embed_tokens.weight", p.detach().to("cpu").clone()
+
+    def state_dict_cpu(self) -> dict[str, torch.Tensor]:
+        return {n: t for bucket in self.iter_weight_buckets() for n, t in bucket}
+
+    def param_checksum(self) -> float:
+        return float(sum(t.double().abs().sum().item() for t in self.state_dict_cpu().values()))
+
+    # ---- checkpoints ------------------------------------------------------------------------
+    def save_checkpoint(self, path: str, client_state: dict) -> None:
+        self.engine.save_checkpoint(path, tag="state", client_state={"spark_rl": client_state, "steps": self.steps})
+
+    def load_checkpoint(self, path: str) -> dict:
+        _, client = self.engine.load_checkpoint(path, tag="state", load_optimizer_states=True,
+                                                load_lr_scheduler_states=True)
+        if client is None:
+            raise FileNotFoundError(f"no learner checkpoint in {path}")
+        self.steps = client.get("steps", 0)
+        return client["spark_rl"]
+
+    def export_hf(self, out_dir: str) -> Path:
+        """An HF folder transformers and vLLM load (rank 0 writes; all ranks take part)."""
+        sd = self.state_dict_cpu()
+        out = Path(out_dir)
+        if self.rank == 0:
+            out.mkdir(parents=True, exist_ok=True)
+            module = self.engine.module
+            if module.config.tie_word_embeddings:
+                sd.pop("lm_head.weight", None)
+            module.save_pretrained(out, state_dict=sd, safe_serialization=True)
+            for f in TOKENIZER_FILES:
+                src = Path(self.model_path) / f
+                if src.exists():
+                    shutil.copy(src, out / f)
+        self.barrier()
+        return out
