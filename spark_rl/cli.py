@@ -13,6 +13,7 @@ from spark_rl.config import ConfigError
 # name -> (module, one-line help). Only commands that work are listed here.
 COMMANDS: dict[str, tuple[str, str]] = {
     "data": ("spark_rl.commands.data", "build data sets (synthetic ProcessBench from the arithmetic domain)"),
+    "bench": ("spark_rl.commands.bench", "benchmarks: rollout throughput (actor vs bare engine), weight sync"),
 }
 
 

@@ -1,0 +1,155 @@
+"""`spark-rl bench rollout|sync`: measured speed, printed as a table and written as JSON."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+
+def add_arguments(p) -> None:
+    sub = p.add_subparsers(dest="bench", metavar="WHAT", required=True)
+    r = sub.add_parser("rollout", help="tokens/s of a RolloutWorker inside Ray vs a bare Generator")
+    r.add_argument("--preset", default="small", choices=["tiny", "small"])
+    r.add_argument("--prompts", type=int, default=64)
+    r.add_argument("--n", type=int, default=4, help="samples per prompt")
+    r.add_argument("--max-new-tokens", type=int, default=128)
+    r.add_argument("--repeats", type=int, default=3, help="timed runs of each (best is kept)")
+    r.add_argument("--json", help="write results here")
+    s = sub.add_parser("sync", help="seconds to sync all weights learner -> rollout vs a plain memcpy")
+    s.add_argument("--preset", default="small", choices=["tiny", "small"])
+    s.add_argument("--bucket-mb", type=int, default=64)
+    s.add_argument("--rollout-workers", type=int, default=1)
+    s.add_argument("--repeats", type=int, default=3)
+    s.add_argument("--json", help="write results here")
+
+
+def _print(title: str, result: dict) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    t = Table(title=title)
+    t.add_column("metric")
+    t.add_column("value", justify="right")
+    for k, v in result.items():
+        t.add_row(k, f"{v:.4g}" if isinstance(v, float) else str(v))
+    Console().print(t)
+
+
+def _save(path: str | None, result: dict) -> None:
+    if path:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        Path(path).write_text(json.dumps(result, indent=1))
+
+
+def _prompts(n: int) -> list[str]:
+    from spark_rl.tasks.arith import generate_problems, policy_prompt
+
+    return [policy_prompt(p) for p in generate_problems(n, seed=123)]
+
+
+def _timed_generate(call, repeats: int) -> tuple[float, int]:
+    call()  # warm-up
+    best = (float("inf"), 0)
+    for _ in range(repeats):
+        t = time.perf_counter()
+        out = call()
+        dt = time.perf_counter() - t
+        toks = sum(len(c.token_ids) for g in out for c in g)
+        if dt < best[0]:
+            best = (dt, toks)
+    return best
+
+
+def bench_rollout(args) -> dict:
+    import gc
+
+    import ray
+
+    from actors.cluster import ClusterConfig, init_ray
+    from actors.rollout import RolloutWorker
+    from spark_rl.engines.generator import Generator, GeneratorConfig
+    from spark_rl.paths import base_model_dir
+
+    model = str(base_model_dir(args.preset))
+    cfg = GeneratorConfig(model_path=model, max_model_len=512, seed=0)
+    prompts = _prompts(args.prompts)
+    kw = dict(n=args.n, temperature=1.0, max_new_tokens=args.max_new_tokens, seed=7)
+    # Same config, same prompts, one after the other (never both at once on the same cores).
+    bare = Generator(cfg)
+    bare_s, bare_toks = _timed_generate(lambda: bare.generate(prompts, **kw), args.repeats)
+    del bare
+    gc.collect()
+    init_ray(ClusterConfig(num_cpus=4, log_to_driver=False))
+    worker = RolloutWorker.options(num_cpus=1).remote(cfg, 0)
+    ray.get(worker.ready.remote())
+    actor_s, actor_toks = _timed_generate(lambda: ray.get(worker.generate.remote(prompts, **kw)), args.repeats)
+    ray.kill(worker)
+    res = {"preset": args.preset, "prompts": len(prompts), "n": args.n, "bare_tokens": bare_toks,
+           "actor_tokens": actor_toks, "bare_tok_s": bare_toks / bare_s, "actor_tok_s": actor_toks / actor_s}
+    res["ratio"] = res["actor_tok_s"] / res["bare_tok_s"]
+    return res
+
+
+def bench_sync(args) -> dict:
+    import numpy as np
+    import ray
+    import torch
+
+    from actors.cluster import ClusterConfig, init_ray
+    from actors.group import ActorGroup
+    from actors.learner import LearnerGroup
+    from actors.rollout import RolloutWorker
+    from spark_rl.config.resources import ResourceSpec
+    from spark_rl.engines.generator import GeneratorConfig
+    from spark_rl.engines.learner import LearnerConfig
+    from spark_rl.paths import base_model_dir
+
+    model = str(base_model_dir(args.preset))
+    init_ray(ClusterConfig(num_cpus=6, log_to_driver=False))
+    learner = LearnerGroup(model, LearnerConfig(zero_stage=2), 1, ResourceSpec(num_cpus=1))
+    gen_cfg = GeneratorConfig(model_path=model, max_model_len=256)
+    rollout = ActorGroup("rollout", lambda i: RolloutWorker.options(num_cpus=1).remote(gen_cfg, i),
+                         args.rollout_workers)
+    try:
+        times, stats = [], {}
+        for v in range(args.repeats + 1):
+            t = time.perf_counter()
+            stats = learner.push_weights(rollout.workers, bucket_bytes=args.bucket_mb << 20, version=v + 1)
+            if v:  # the first sync is a warm-up
+                times.append(time.perf_counter() - t)
+        tensors = learner.call_all("state_dict_cpu")[0]
+        copies = []
+        for _ in range(args.repeats):
+            t = time.perf_counter()
+            _ = {k: x.clone() for k, x in tensors.items()}
+            copies.append(time.perf_counter() - t)
+        from transformers import AutoTokenizer
+
+        tok = AutoTokenizer.from_pretrained(model)
+        probe = [tok("Start with 3. Add 4.\n<step>Step 1: 3 + 4 = 7</step>")["input_ids"]]
+        ref = np.array(learner.compute_logprobs(probe)[0])
+        diff = max(float(np.max(np.abs(np.array(ray.get(h.sequence_logprobs.remote(probe))[0]) - ref)))
+                   for h in rollout.workers)
+    finally:
+        learner.shutdown()
+        rollout.kill_all()
+    res = {"preset": args.preset, "rollout_workers": args.rollout_workers, "bytes": stats["bytes"],
+           "buckets": stats["buckets"], "sync_s": min(times), "transfer_s": stats["transfer_s"],
+           "commit_s": stats["commit_s"], "memcpy_s": min(copies)}
+    res["ratio"] = res["sync_s"] / res["memcpy_s"]
+    res["max_abs_logprob_diff"] = diff
+    del torch
+    return res
+
+
+def run(args) -> int:
+    if args.bench == "rollout":
+        res = bench_rollout(args)
+    elif args.bench == "sync":
+        res = bench_sync(args)
+    else:
+        raise AssertionError(args.bench)
+    _print(f"bench {args.bench}", res)
+    _save(args.json, res)
+    return 0
