@@ -78,7 +78,7 @@ def bench_rollout(args) -> dict:
     # Same config, same prompts, one after the other (never both at once on the same cores).
     bare = Generator(cfg)
     bare_s, bare_toks = _timed_generate(lambda: bare.generate(prompts, **kw), args.repeats)
-    del bare
+    bare = None  # free the engine before the actor starts
     gc.collect()
     init_ray(ClusterConfig(num_cpus=4, log_to_driver=False))
     worker = RolloutWorker.options(num_cpus=1).remote(cfg, 0)
