@@ -16,6 +16,7 @@ import ray
 from actors.group import shard_sizes
 from actors.placement import gang_placement_group, in_bundle
 from spark_rl.config.resources import ResourceSpec
+from spark_rl.engines.weight_transfer import FlatBucket, SharedWeightFile, layout_of, write_tensors
 
 
 def _free_port() -> int:
@@ -45,25 +46,61 @@ class LearnerWorker:
         """Run any `Learner` method on this rank (the group makes every rank take part)."""
         return getattr(self.learner, method)(*args, **kwargs)
 
-    def push_weights(self, rollout_handles: list, bucket_bytes: int, version: int) -> dict:
-        """Every rank iterates the buckets (ZeRO-3 gathers are collective); rank 0 puts each bucket
-        in the object store once and every rollout worker stages it; then all commit."""
+    def push_weights(self, rollout_handles: list, bucket_bytes: int, version: int,
+                     transport: str = "auto") -> dict:
+        """Send every weight to the rollout workers, then make them load it at once (commit).
+
+        Every rank walks the buckets (ZeRO-3 gathers are collective); rank 0 sends. Workers on
+        rank 0's node read a reusable /dev/shm file the learner writes in place (one memcpy);
+        workers elsewhere get one object-store put per bucket (`transport="object_store"` forces
+        that for all)."""
         t0 = time.perf_counter()
+        if self.rank != 0:
+            for _ in self.learner.iter_weight_buckets(bucket_bytes):
+                pass
+            return {}
+        local, remote = self._split_by_node(rollout_handles, transport)
+        shm = self._shared_file() if local else None
+        slot_of = {s.name: s for s in self._shm_slots} if local else {}
         staged, nbytes, nbuckets = [], 0, 0
         for bucket in self.learner.iter_weight_buckets(bucket_bytes):
-            if self.rank != 0:
-                continue
             nbuckets += 1
             nbytes += sum(t.numel() * t.element_size() for _, t in bucket)
-            ref = ray.put(bucket)
-            staged += [h.stage_weights.remote(ref) for h in rollout_handles]
-        if self.rank != 0:
-            return {}
+            if shm is not None:
+                write_tensors(shm.buffer, [slot_of[n] for n, _ in bucket], [t for _, t in bucket])
+            if remote:
+                ref = ray.put(FlatBucket.pack(bucket))
+                staged += [h.stage_flat.remote(ref) for h in remote]
         ray.get(staged)
         t1 = time.perf_counter()
-        ray.get([h.commit_weights.remote(version) for h in rollout_handles])
-        return {"bytes": nbytes, "buckets": nbuckets, "transfer_s": t1 - t0,
-                "commit_s": time.perf_counter() - t1, "sync_s": time.perf_counter() - t0}
+        commits = [h.commit_weights.remote(version) for h in remote]
+        if shm is not None:
+            commits += [h.load_shared.remote(str(shm.path), shm.nbytes, self._shm_slots, version) for h in local]
+        ray.get(commits)
+        return {"bytes": nbytes, "buckets": nbuckets, "local_workers": len(local), "remote_workers": len(remote),
+                "transfer_s": t1 - t0, "commit_s": time.perf_counter() - t1, "sync_s": time.perf_counter() - t0}
+
+    def _split_by_node(self, handles: list, transport: str) -> tuple[list, list]:
+        if transport == "object_store" or not SharedWeightFile.available():
+            return [], list(handles)
+        here = ray.get_runtime_context().get_node_id()
+        nodes = ray.get([h.node_id.remote() for h in handles])
+        return [h for h, n in zip(handles, nodes) if n == here], [h for h, n in zip(handles, nodes) if n != here]
+
+    def _shared_file(self) -> SharedWeightFile:
+        slots, total = layout_of(self.learner.weight_specs())
+        if getattr(self, "_shm", None) is None or self._shm_slots != slots:
+            self.close_shared_file()
+            self._shm, self._shm_slots = SharedWeightFile(SharedWeightFile.new_path(), total, create=True), slots
+        return self._shm
+
+    def close_shared_file(self) -> None:
+        if getattr(self, "_shm", None) is not None:
+            self._shm.close(unlink=True)
+            self._shm = None
+
+    def __del__(self):
+        self.close_shared_file()
 
 
 class LearnerGroup:
@@ -113,8 +150,10 @@ class LearnerGroup:
         return [x for part in outs for x in part]
 
     # ---- weights and checkpoints ------------------------------------------------------------
-    def push_weights(self, rollout_handles: list, bucket_bytes: int = 64 << 20, version: int = 0) -> dict:
-        outs = ray.get([w.push_weights.remote(rollout_handles, bucket_bytes, version) for w in self.workers])
+    def push_weights(self, rollout_handles: list, bucket_bytes: int = 64 << 20, version: int = 0,
+                     transport: str = "auto") -> dict:
+        outs = ray.get([w.push_weights.remote(rollout_handles, bucket_bytes, version, transport)
+                        for w in self.workers])
         return outs[0]
 
     def save_checkpoint(self, path: str, client_state: dict) -> None:
@@ -130,6 +169,10 @@ class LearnerGroup:
         return self._all(method, *args, **kwargs)
 
     def shutdown(self) -> None:
+        try:
+            ray.get([w.close_shared_file.remote() for w in self.workers], timeout=30)
+        except Exception:
+            pass
         for w in self.workers:
             try:
                 ray.kill(w, no_restart=True)

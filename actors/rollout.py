@@ -9,6 +9,7 @@ import ray
 import torch
 
 from spark_rl.engines.generator import Completion, Generator, GeneratorConfig
+from spark_rl.engines.weight_transfer import FlatBucket, SharedWeightFile
 
 
 @ray.remote
@@ -18,10 +19,12 @@ class RolloutWorker:
         self.cfg = cfg
         self.engine = Generator(cfg)
         self.busy_s = 0.0
+        self._shm: SharedWeightFile | None = None
 
     def ready(self) -> dict:
         return {"worker_index": self.worker_index, "pid": os.getpid(), "node_id": ray.get_runtime_context().get_node_id(),
-                "weights_version": self.engine.weights_version}
+                "weights_version": self.engine.weights_version, "torch_threads": torch.get_num_threads(),
+                "omp_num_threads": os.environ.get("OMP_NUM_THREADS")}
 
     def generate(self, prompts, n: int = 1, temperature: float = 1.0, top_p: float = 1.0,
                  max_new_tokens: int = 256, stop=None, seed: int | None = None,
@@ -35,8 +38,23 @@ class RolloutWorker:
     def sequence_logprobs(self, sequences) -> list[list[float]]:
         return self.engine.sequence_logprobs(sequences)
 
+    def node_id(self) -> str:
+        return ray.get_runtime_context().get_node_id()
+
     def stage_weights(self, bucket: list[tuple[str, torch.Tensor]]) -> int:
         return self.engine.stage_weights(bucket)
+
+    def stage_flat(self, bucket: FlatBucket) -> int:
+        return self.engine.stage_weights(bucket.tensors())
+
+    def load_shared(self, path: str, nbytes: int, slots: list, version: int | None = None) -> int:
+        """Load every weight from the learner's /dev/shm file (same node), then commit."""
+        if self._shm is None or str(self._shm.path) != path:
+            if self._shm is not None:
+                self._shm.close()
+            self._shm = SharedWeightFile(path, nbytes, create=False)
+        self.engine.stage_weights(self._shm.views(slots))
+        return self.commit_weights(version)
 
     def commit_weights(self, version: int | None = None) -> int:
         n = self.engine.commit_weights()

@@ -103,3 +103,29 @@ def test_export_reloads_with_identical_greedy_output(ray_session, tiny_model_dir
     v = gen.greedy([prompt], max_new_tokens=16)[0].token_ids
     n = min(len(v), len(hf))
     assert n > 0 and v[:n] == hf[:n]
+
+
+def test_zero3_group_syncs_over_both_transports(ray_session, tiny_model_dir, tok):
+    """ZeRO-3 shards every parameter over the 2 ranks: the sync must gather them (collective)."""
+    from actors.group import ActorGroup
+    from actors.rollout import RolloutWorker
+    from spark_rl.engines.generator import GeneratorConfig
+
+    g = _group(tiny_model_dir, 2, zero=3)
+    gen_cfg = GeneratorConfig(model_path=tiny_model_dir, max_model_len=256)
+    rollout = ActorGroup("rollout", lambda i: RolloutWorker.options(num_cpus=0.5).remote(gen_cfg, i), 1)
+    probe = [tok("Start with 3. Add 4.\n<step>Step 1: 3 + 4 = 7</step>")["input_ids"]]
+    try:
+        specs = g.call_all("weight_specs")[0]
+        assert ("lm_head.weight" in [n for n, _, _ in specs]) and all(len(s) > 0 for _, _, s in specs)
+        for version, transport in ((1, "object_store"), (2, "auto")):
+            g.sft_step(_samples(tok))
+            stats = g.push_weights(rollout.workers, bucket_bytes=1 << 18, version=version, transport=transport)
+            assert stats["local_workers"] == (1 if transport == "auto" else 0)
+            learner_lp = torch.tensor(g.compute_logprobs(probe)[0])
+            got = torch.tensor(ray.get(rollout.workers[0].sequence_logprobs.remote(probe))[0])
+            assert (got - learner_lp).abs().max().item() <= 1e-4, transport
+            assert ray.get(rollout.workers[0].weights_version.remote()) == version
+    finally:
+        g.shutdown()
+        rollout.kill_all()

@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 
 import torch
 
+from spark_rl.engines.threads import set_cpu_threads
+
 log = logging.getLogger(__name__)
 
 
@@ -28,6 +30,7 @@ class GeneratorConfig:
     max_num_seqs: int = 256
     seed: int = 0
     tensor_parallel_size: int = 1
+    num_threads: int = 0              # CPU intra-op threads; 0 = every core this process may use
 
 
 @dataclass
@@ -65,6 +68,8 @@ class Generator:
         if not cfg.model_path:
             raise ValueError("GeneratorConfig.model_path is empty")
         _configure_vllm_env(cfg)
+        if not torch.cuda.is_available():
+            set_cpu_threads(cfg.num_threads)
         from vllm import LLM
 
         self.cfg = cfg

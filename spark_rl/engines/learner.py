@@ -20,6 +20,7 @@ import torch
 
 from spark_rl.config import require, require_choice
 from spark_rl.engines.logprobs import batch_logprobs, load_causal_lm, pad_batch, token_logprobs
+from spark_rl.engines.threads import set_cpu_threads
 
 log = logging.getLogger(__name__)
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.json",
@@ -43,6 +44,7 @@ class LearnerConfig:
     seed: int = 0
     gradient_checkpointing: bool = False
     backend: str = "auto"           # "auto": nccl with CUDA, else gloo
+    num_threads: int = 0            # CPU intra-op threads; 0 = every core this process may use
 
     def validate(self) -> None:
         require_choice(self.zero_stage, "zero_stage", {0, 1, 2, 3})
@@ -76,6 +78,8 @@ class Learner:
         os.environ.setdefault("LOCAL_RANK", "0")
         backend = cfg.backend if cfg.backend != "auto" else ("nccl" if torch.cuda.is_available() else "gloo")
         deepspeed.init_distributed(dist_backend=backend)
+        if not torch.cuda.is_available():
+            set_cpu_threads(cfg.num_threads)
         self.dist = torch.distributed
         self.rank, self.world_size = self.dist.get_rank(), self.dist.get_world_size()
         torch.manual_seed(cfg.seed)
@@ -266,44 +270,43 @@ class Learner:
         return [t.tolist() for t in out]
 
     # ---- weights ----------------------------------------------------------------------------
-    def iter_weight_buckets(self, bucket_bytes: int = 64 << 20) -> Iterator[list[tuple[str, torch.Tensor]]]:
-        """Full weights in HF checkpoint naming, tied `lm_head.weight` included, in buckets of about
-        `bucket_bytes`. Collective under ZeRO-3 (every rank must iterate); every rank gets the data."""
-        import deepspeed
-
+    def _named_weights(self) -> list[tuple[str, torch.nn.Parameter]]:
+        """Every tensor of the HF checkpoint, tied `lm_head.weight` included under its own name."""
         module = self.engine.module
         named = list(module.named_parameters(remove_duplicate=False))
-        seen_buffers = {n for n, _ in named}
+        if module.config.tie_word_embeddings and all(n != "lm_head.weight" for n, _ in named):
+            named.append(("lm_head.weight", module.get_input_embeddings().weight))
+        return named
+
+    def weight_specs(self) -> list[tuple[str, torch.dtype, tuple[int, ...]]]:
+        """(name, dtype, full shape) of every tensor a sync sends, in `iter_weight_buckets` order."""
+        return [(n, p.dtype, tuple(getattr(p, "ds_shape", p.shape))) for n, p in self._named_weights()]
+
+    def iter_weight_buckets(self, bucket_bytes: int = 64 << 20) -> Iterator[list[tuple[str, torch.Tensor]]]:
+        """Full weights in HF checkpoint naming in buckets of about `bucket_bytes`.
+
+        Under ZeRO 0-2 the tensors are views of the live parameters (no copy): consume them before
+        the next optimizer step. Under ZeRO-3 each parameter is gathered (collective: every rank
+        must iterate) and copied out."""
+        import deepspeed
+
         bucket, size = [], 0
-        for name, p in named:
+        for name, p in self._named_weights():
             if self.cfg.zero_stage == 3:
                 with deepspeed.zero.GatheredParameters([p], modifier_rank=None):
                     t = p.detach().to("cpu", copy=True).contiguous()
             else:
-                t = p.detach().to("cpu").contiguous().clone()
+                t = p.detach()
             bucket.append((name, t))
             size += t.numel() * t.element_size()
             if size >= bucket_bytes:
                 yield bucket
                 bucket, size = [], 0
-        if module.config.tie_word_embeddings and "lm_head.weight" not in seen_buffers:
-            emb = next(t for n, t in self._gathered_embed())
-            bucket.append(("lm_head.weight", emb))
         if bucket:
             yield bucket
 
-    def _gathered_embed(self):
-        import deepspeed
-
-        p = self.engine.module.get_input_embeddings().weight
-        if self.cfg.zero_stage == 3:
-            with deepspeed.zero.GatheredParameters([p], modifier_rank=None):
-                yield "model.embed_tokens.weight", p.detach().to("cpu", copy=True)
-        else:
-            yield "model.embed_tokens.weight", p.detach().to("cpu").clone()
-
     def state_dict_cpu(self) -> dict[str, torch.Tensor]:
-        return {n: t for bucket in self.iter_weight_buckets() for n, t in bucket}
+        return {n: t.to("cpu", copy=True) for bucket in self.iter_weight_buckets() for n, t in bucket}
 
     def param_checksum(self) -> float:
         return float(sum(t.double().abs().sum().item() for t in self.state_dict_cpu().values()))

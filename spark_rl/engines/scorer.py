@@ -13,6 +13,7 @@ class ScorerConfig:
     model_path: str = ""
     dtype: str = "float32"
     micro_batch_tokens: int = 8192
+    num_threads: int = 0      # CPU intra-op threads; 0 = every core this process may use
 
 
 class Scorer:
@@ -22,6 +23,10 @@ class Scorer:
         if not cfg.model_path:
             raise ValueError("ScorerConfig.model_path is empty")
         self.cfg = cfg
+        if not torch.cuda.is_available():
+            from spark_rl.engines.threads import set_cpu_threads
+
+            set_cpu_threads(cfg.num_threads)
         self.model = load_causal_lm(cfg.model_path, dtype=cfg.dtype).eval()
         for p in self.model.parameters():
             p.requires_grad_(False)
