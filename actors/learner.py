@@ -14,7 +14,7 @@ from typing import Any
 import ray
 
 from actors.group import shard_sizes
-from actors.placement import gang_placement_group, in_bundle
+from actors.placement import combined, gang_placement_group, in_bundle
 from spark_rl.config.resources import ResourceSpec
 from spark_rl.engines.weight_transfer import FlatBucket, SharedWeightFile, layout_of, write_tensors
 
@@ -108,10 +108,13 @@ class LearnerGroup:
     GLOBAL batch and split it across ranks (contiguous, balanced)."""
 
     def __init__(self, model_path: str, cfg, num_ranks: int = 1, resources: ResourceSpec | None = None,
-                 env: dict[str, str] | None = None):
+                 env: dict[str, str] | None = None, colocate: ResourceSpec | None = None):
+        """`colocate`: resources reserved next to each rank for one colocated worker (see
+        `colocated_options`), e.g. a reference worker sharing the rank's GPU."""
         self.model_path, self.cfg, self.num_ranks = model_path, cfg, num_ranks
         spec = resources or ResourceSpec()
-        self.pg = gang_placement_group(spec, num_ranks, name=None)
+        self.colocate = colocate
+        self.pg = gang_placement_group(combined(spec, colocate), num_ranks, name=None)
         self.workers = [
             LearnerWorker.options(num_cpus=spec.num_cpus, num_gpus=spec.num_gpus, resources=dict(spec.resources),
                                   runtime_env={"env_vars": dict(env or {})}, **in_bundle(self.pg, r)
@@ -120,6 +123,15 @@ class LearnerGroup:
         ]
         addr, port = ray.get(self.workers[0].address.remote())
         self.placement = ray.get([w.setup.remote(model_path, cfg, addr, port) for w in self.workers])
+
+    def colocated_options(self, index: int) -> dict:
+        """Ray options that place a worker in rank `index % num_ranks`'s bundle (same node, and
+        on GPU clusters the same device), using the `colocate` resources reserved there."""
+        if self.colocate is None:
+            raise ValueError("this LearnerGroup was built without `colocate` resources")
+        spec = self.colocate
+        return {"num_cpus": spec.num_cpus, "num_gpus": spec.num_gpus, "resources": dict(spec.resources),
+                **in_bundle(self.pg, index % self.num_ranks)}
 
     # ---- helpers ----------------------------------------------------------------------------
     def _split(self, samples: list) -> list[list]:

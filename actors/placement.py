@@ -18,6 +18,17 @@ def bundle(spec: ResourceSpec) -> dict[str, float]:
     return {k: v for k, v in b.items() if v}
 
 
+def combined(a: ResourceSpec, b: ResourceSpec | None) -> ResourceSpec:
+    """One bundle that holds a worker of `a` and a colocated worker of `b` (e.g. learner + reference)."""
+    if b is None:
+        return a
+    res = dict(a.resources)
+    for k, v in b.resources.items():
+        res[k] = res.get(k, 0) + v
+    return ResourceSpec(num_cpus=a.num_cpus + b.num_cpus, num_gpus=a.num_gpus + b.num_gpus, resources=res,
+                        strategy=a.strategy, cpu_threads_bind=a.cpu_threads_bind)
+
+
 def worker_options(spec: ResourceSpec, env: dict[str, str] | None = None, max_restarts: int = 0) -> dict[str, Any]:
     """Options for one independently scheduled worker (rollout, reward, reference): each worker is
     placed on its own, so a group can grow and shrink one worker at a time."""

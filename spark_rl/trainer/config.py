@@ -10,6 +10,7 @@ from spark_rl.config import require, require_choice
 from spark_rl.config.resources import ResourceSpec
 from spark_rl.engines.generator import GeneratorConfig
 from spark_rl.engines.learner import LearnerConfig
+from spark_rl.tasks.domain import DomainConfig
 
 
 @dataclass
@@ -31,18 +32,16 @@ class DataConfig:
     kind: str = "arith"                 # "arith" (embedded domain) or "benchmark" (files in shared/data)
     train_size: int = 4000
     eval_size: int = 200
-    seed: int = 1                       # problems; disjoint from the bootstrap's SFT problems
-    min_ops: int = 3
-    max_ops: int = 5
-    word_share: float = 0.0
-    benchmark: str = "gsm8k_train"      # kind=benchmark: loader name
+    seed: int = 2                       # training problems (the bootstrap's SFT draws use seeds 0, 1);
+                                        # eval problems are removed from the training set
+    eval_seed: int = 10_000             # = the bootstrap's held-out set for seed 0
+    domain: DomainConfig = field(default_factory=DomainConfig)
+    benchmark: str = "gsm8k_train"      # kind=benchmark: a name `load_benchmark` knows, or a JSONL path
     eval_benchmark: str = "gsm8k_test"
-    path: str | None = None
 
     def validate(self) -> None:
         require_choice(self.kind, "kind", {"arith", "benchmark"})
         require(self.train_size > 0 and self.eval_size >= 0, "train_size", "must be > 0 (eval_size >= 0)")
-        require(1 <= self.min_ops <= self.max_ops, "min_ops", "need 1 <= min_ops <= max_ops")
 
 
 @dataclass
@@ -60,6 +59,9 @@ class ReferenceSection:
     num_workers: int = 1
     resources: ResourceSpec = field(default_factory=ResourceSpec)
     micro_batch_tokens: int = 8192
+    # True: one reference worker per learner rank, in that rank's placement bundle (same node; on
+    # GPU clusters give both fractional `num_gpus` to share a device). num_workers is then ignored.
+    colocate_with_learner: bool = False
 
     def validate(self) -> None:
         require(self.num_workers >= 1, "num_workers", "must be >= 1")

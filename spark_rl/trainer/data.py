@@ -52,3 +52,36 @@ class PromptStream:
                              f"with seed {state.get('seed')}, this run has {len(self.problems)} with seed {self.seed}")
         self.epoch, self.pos = state["epoch"], state["pos"]
         self._order = self._shuffled(self.epoch)
+
+
+def arith_problem(p) -> Problem:
+    from spark_rl.tasks.arith import policy_prompt
+
+    return Problem(id=p.id, prompt=policy_prompt(p), question=p.question, answer=str(p.answer))
+
+
+def benchmark_problems(name_or_path: str, limit: int | None = None) -> list[Problem]:
+    """Rows of a benchmark file as RL problems. A row without a problem or answer is an error
+    naming the file and row (`DataFormatError`): RL on an ungradable row would train on noise."""
+    from pathlib import Path
+
+    from spark_rl.tasks.loaders import BENCHMARK_FILES, load_benchmark
+
+    ds = load_benchmark(name_or_path) if name_or_path in BENCHMARK_FILES else \
+        load_benchmark(Path(name_or_path).stem, path=name_or_path)
+    rows = ds.select(range(min(limit, len(ds)))) if limit else ds
+    return [Problem(id=r["id"], prompt=r["problem"].strip() + "\n", question=r["problem"], answer=r["answer"])
+            for r in rows]
+
+
+def build_problems(cfg) -> tuple[list[Problem], list[Problem]]:
+    """(train, eval) problems of a `DataConfig`. Arithmetic eval problems never appear in training."""
+    if cfg.kind == "arith":
+        evalset = [arith_problem(p) for p in cfg.domain.problems(cfg.eval_size, cfg.eval_seed)] if cfg.eval_size else []
+        held_out = {p.question for p in evalset}
+        train = [arith_problem(p) for p in cfg.domain.problems(cfg.train_size + len(held_out), cfg.seed)
+                 if p.question not in held_out][:cfg.train_size]
+        return train, evalset
+    train = benchmark_problems(cfg.benchmark, cfg.train_size)
+    evalset = benchmark_problems(cfg.eval_benchmark, cfg.eval_size) if cfg.eval_size else []
+    return train, evalset

@@ -32,6 +32,7 @@ from spark_rl.grading import grade
 from spark_rl.rewards.base import RewardInput, sanitize
 from spark_rl.trainer.config import RLConfig
 from spark_rl.trainer.data import Problem, PromptStream
+from spark_rl.trainer.evaluation import EvalSettings, evaluate
 from spark_rl.trainer.metrics import MetricsWriter, StepTimer
 from spark_rl.trainer.rollout_batch import Sample, group_advantages, learner_samples
 
@@ -63,7 +64,9 @@ class GRPOTrainer:
         rcfg = cfg.rollout
         engine = rcfg.engine
         engine.model_path = policy_path
-        self.learner = LearnerGroup(policy_path, cfg.learner.engine, cfg.learner.num_ranks, cfg.learner.resources)
+        colocate = cfg.reference.resources if cfg.reference.colocate_with_learner else None
+        self.learner = LearnerGroup(policy_path, cfg.learner.engine, cfg.learner.num_ranks, cfg.learner.resources,
+                                    colocate=colocate)
         self.rollout = ActorGroup(
             "rollout",
             lambda i: RolloutWorker.options(**worker_options(rcfg.resources, vllm_thread_env(rcfg.resources, i))
@@ -75,10 +78,12 @@ class GRPOTrainer:
         if cfg.grpo.loss.kl_coef > 0:
             scfg = ScorerConfig(model_path=policy_path, dtype=cfg.learner.engine.dtype,
                                 micro_batch_tokens=cfg.reference.micro_batch_tokens)
+            if colocate is not None:
+                ref_opts, n_ref = self.learner.colocated_options, cfg.learner.num_ranks
+            else:
+                ref_opts, n_ref = (lambda i: worker_options(cfg.reference.resources)), cfg.reference.num_workers
             self.reference = ActorGroup(
-                "reference",
-                lambda i: ReferenceWorker.options(**worker_options(cfg.reference.resources)).remote(scfg, i),
-                cfg.reference.num_workers)
+                "reference", lambda i: ReferenceWorker.options(**ref_opts(i)).remote(scfg, i), n_ref)
         self.reward = self._make_reward_group()
         self.tokenizer = None
 
@@ -183,16 +188,13 @@ class GRPOTrainer:
         return float(np.max(np.abs(np.array(got) - np.array(ref))))
 
     def evaluate(self, problems: list[Problem] | None = None) -> dict:
+        """Greedy accuracy on the held-out problems (graded against the ground truth)."""
         problems = self.evalset if problems is None else problems
         if not problems:
             return {}
-        outs = self.rollout.map_shards("generate", [p.prompt for p in problems], n=1, temperature=0.0,
-                                       max_new_tokens=self.cfg.grpo.eval_max_new_tokens, logprobs=False)
-        correct = 0
-        for p, group in zip(problems, outs):
-            pred = extract_answer(group[0].text)
-            correct += int(pred is not None and grade(pred, p.answer))
-        return {"eval/accuracy": correct / len(problems), "eval/n": len(problems)}
+        settings = EvalSettings(k=1, max_new_tokens=self.cfg.grpo.eval_max_new_tokens)
+        summary = evaluate(self.rollout, problems, settings, progress=False)
+        return {"eval/accuracy": summary["pass@1_greedy"], "eval/n": summary["n"]}
 
     def _rollout_metrics(self, samples: list[Sample]) -> dict:
         r = np.array([s.reward for s in samples], dtype=np.float64)

@@ -1,0 +1,68 @@
+"""`spark-rl train-rl CONFIG`: GRPO on the rollout/reward/reference/learner groups."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+
+def add_arguments(p) -> None:
+    p.add_argument("config", nargs="?", help="YAML config (configs/demo/rlvr.yaml); optional with --resume")
+    p.add_argument("overrides", nargs="*", help="dotted overrides, e.g. grpo.steps=10")
+    p.add_argument("--resume", metavar="RUN_DIR",
+                   help="continue the run in RUN_DIR from its latest checkpoint (its config.yaml unless CONFIG is given)")
+    p.add_argument("--no-progress", action="store_true")
+
+
+def resolve_config(args):
+    from spark_rl.config import ConfigError, load_config
+    from spark_rl.trainer.config import RLConfig
+
+    path = args.config
+    if path is None:
+        if not args.resume:
+            raise ConfigError("train-rl: give a CONFIG, or --resume RUN_DIR")
+        path = str(Path(args.resume) / "config.yaml")
+    overrides = list(args.overrides)
+    if args.resume:
+        overrides.append(f"run.output_dir={args.resume}")
+    return load_config(RLConfig, path, overrides)
+
+
+def policy_path(cfg) -> str:
+    """The configured policy, or the bootstrap's (trained first when not cached)."""
+    if cfg.policy.model_path:
+        return cfg.policy.model_path
+    from spark_rl.config import load_config
+    from spark_rl.trainer.bootstrap import BootstrapConfig, bootstrap
+
+    bcfg = load_config(BootstrapConfig, cfg.policy.bootstrap_config)
+    bcfg.build = ["policy"]
+    return str(bootstrap(bcfg).policy)
+
+
+def run(args) -> int:
+    from actors.cluster import init_ray
+    from spark_rl.config import save_resolved
+    from spark_rl.trainer.data import build_problems
+    from spark_rl.trainer.grpo import GRPOTrainer
+
+    cfg = resolve_config(args)
+    policy = policy_path(cfg)
+    train, evalset = build_problems(cfg.data)
+    save_resolved(cfg, cfg.run.output_dir)
+    init_ray(cfg.cluster)
+    trainer = GRPOTrainer(cfg, policy, train, evalset)
+    try:
+        if args.resume and not trainer.resume(args.resume):
+            print(f"train-rl: no checkpoint in {args.resume}/checkpoints; starting from step 0")
+        history = trainer.fit(progress=not args.no_progress)
+    finally:
+        trainer.shutdown()
+    evals = [h for h in history if "eval/accuracy" in h]
+    summary = {"run_dir": cfg.run.output_dir, "policy": policy, "steps": trainer.step}
+    if evals:
+        summary.update(eval_accuracy_first=evals[0]["eval/accuracy"], eval_accuracy_last=evals[-1]["eval/accuracy"],
+                       eval_first_step=evals[0]["step"], eval_last_step=evals[-1]["step"])
+    print(json.dumps(summary, indent=1))
+    return 0

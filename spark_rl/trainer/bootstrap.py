@@ -1,0 +1,206 @@
+"""`spark-rl bootstrap`: the embedded default's tiny policy and verifier, trained on CPU.
+
+Both start from the random base model of their preset and are fine-tuned with the DeepSpeed
+`Learner` (one rank, in this process) on data from `spark_rl.tasks.sft_data`. Outputs are cached
+by the config's hash: a second call with the same config returns at once. Deterministic for a
+seed (fixed step counts, no wall-clock budget).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import socket
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from spark_rl.config import config_hash, require, save_resolved
+from spark_rl.paths import base_model_dir, cache_dir
+from spark_rl.tasks.arith import ArithProblem
+from spark_rl.tasks.domain import DomainConfig
+from spark_rl.tasks.sft_data import SFTExample, policy_examples, verifier_examples
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class SFTConfig:
+    preset: str = "tiny"
+    steps: int = 600
+    batch_size: int = 32
+    lr: float = 3e-3
+    warmup_steps: int = 30
+    min_lr_ratio: float = 0.05
+    weight_decay: float = 0.0
+    train_problems: int = 20000
+
+    def validate(self) -> None:
+        require(self.steps >= 1, "steps", "must be >= 1")
+        require(self.batch_size >= 1, "batch_size", "must be >= 1")
+        require(self.lr > 0, "lr", "must be > 0")
+        require(self.train_problems >= 1, "train_problems", "must be >= 1")
+
+
+@dataclass
+class PolicyBootstrap(SFTConfig):
+    slip_share: float = 0.25        # share of SFT solutions with an injected error
+
+    def validate(self) -> None:
+        super().validate()
+        require(0.0 <= self.slip_share < 1.0, "slip_share", "must be in [0, 1)")
+
+
+@dataclass
+class VerifierBootstrap(SFTConfig):
+    steps: int = 500
+    share_correct: float = 0.4      # share of graded solutions that are fully correct
+    label_noise: float = 0.15       # share of traces with one grading mistake
+
+    def validate(self) -> None:
+        super().validate()
+        require(0.0 <= self.label_noise < 1.0, "label_noise", "must be in [0, 1)")
+
+
+@dataclass
+class BootstrapConfig:
+    seed: int = 0
+    build: list[str] = field(default_factory=lambda: ["policy", "verifier"])
+    out_dir: str = ""               # empty: <cache>/bootstrap/<config hash>
+    eval_problems: int = 200        # held-out problems for the report (seed + 10_000)
+    domain: DomainConfig = field(default_factory=DomainConfig)
+    policy: PolicyBootstrap = field(default_factory=PolicyBootstrap)
+    verifier: VerifierBootstrap = field(default_factory=VerifierBootstrap)
+
+    def validate(self) -> None:
+        for b in self.build:
+            require(b in ("policy", "verifier"), "build", f"unknown model {b!r} (policy, verifier)")
+
+    def output_dir(self) -> Path:
+        return Path(self.out_dir) if self.out_dir else cache_dir() / "bootstrap" / config_hash(self)
+
+    def eval_seed(self) -> int:
+        return self.seed + 10_000
+
+
+@dataclass
+class BootstrapResult:
+    out_dir: Path
+    policy: Path | None
+    verifier: Path | None
+    report: dict
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def train_sft(examples: list[SFTExample], cfg: SFTConfig, init_dir: Path, out_dir: Path, seed: int,
+              desc: str, progress: bool = True) -> dict:
+    """Fine-tune `init_dir` on `examples` for `cfg.steps` steps of `cfg.batch_size`; export to `out_dir`."""
+    import os
+
+    from tqdm import tqdm
+    from transformers import AutoTokenizer
+
+    from spark_rl.engines.learner import Learner, LearnerConfig
+
+    tok = AutoTokenizer.from_pretrained(init_dir)
+    eos = [tok.eos_token_id]
+    encoded = [{"prompt_ids": tok(e.prompt, add_special_tokens=False)["input_ids"],
+                "response_ids": tok(e.response, add_special_tokens=False)["input_ids"] + eos} for e in examples]
+    os.environ.setdefault("MASTER_PORT", str(_free_port()))
+    lcfg = LearnerConfig(zero_stage=0, lr=cfg.lr, weight_decay=cfg.weight_decay, warmup_steps=cfg.warmup_steps,
+                         decay_steps=max(1, cfg.steps - cfg.warmup_steps), min_lr_ratio=cfg.min_lr_ratio,
+                         micro_batch_size=cfg.batch_size, seed=seed)
+    learner = Learner(str(init_dir), lcfg, rank=0, world_size=1)
+    rng = random.Random(seed)
+    order: list[int] = []
+    losses, t0 = [], time.perf_counter()
+    bar = tqdm(range(cfg.steps), desc=desc, disable=not progress, dynamic_ncols=True)
+    for _ in bar:
+        batch = []
+        while len(batch) < cfg.batch_size:
+            if not order:
+                order = list(range(len(encoded)))
+                rng.shuffle(order)
+            batch.append(encoded[order.pop()])
+        m = learner.sft_step(batch)
+        losses.append(m["loss"])
+        bar.set_postfix(loss=f"{m['loss']:.4f}", lr=f"{m['lr']:.2e}")
+    learner.export_hf(str(out_dir))
+    tail = losses[-max(1, len(losses) // 10):]
+    return {"steps": cfg.steps, "final_loss": sum(tail) / len(tail), "first_loss": losses[0],
+            "train_s": time.perf_counter() - t0, "examples": len(examples),
+            "kinds": {k: sum(1 for e in examples if e.kind == k) for k in sorted({e.kind for e in examples})}}
+
+
+def evaluate_policy(model_dir: Path, problems: list[ArithProblem], max_new_tokens: int = 160) -> dict:
+    """Greedy accuracy of a policy on arithmetic problems (vLLM, graded with math-verify)."""
+    from spark_rl.engines.generator import Generator, GeneratorConfig
+    from spark_rl.formats import extract_answer
+    from spark_rl.grading import grade
+    from spark_rl.tasks.arith import policy_prompt
+
+    gen = Generator(GeneratorConfig(model_path=str(model_dir), max_model_len=512))
+    outs = gen.greedy([policy_prompt(p) for p in problems], max_new_tokens=max_new_tokens)
+    correct = [bool((a := extract_answer(o.text)) is not None and grade(a, str(p.answer)))
+               for p, o in zip(problems, outs)]
+    del gen
+    return {"greedy_accuracy": sum(correct) / max(1, len(correct)), "n": len(correct)}
+
+
+def evaluate_verifier(model_dir: Path, cfg: BootstrapConfig, n: int = 100) -> dict:
+    """Greedy verifications of held-out solutions: how often the first flagged step is the true first error."""
+    from spark_rl.engines.generator import Generator, GeneratorConfig
+    from spark_rl.formats.verification import parse_verification
+
+    problems = cfg.domain.problems(n, cfg.eval_seed() + 1)
+    examples = verifier_examples(problems, cfg.verifier.share_correct, 0.0, cfg.eval_seed())
+    gen = Generator(GeneratorConfig(model_path=str(model_dir), max_model_len=1024))
+    outs = gen.greedy([e.prompt for e in examples], max_new_tokens=400)
+    hit = parsed = 0
+    for e, o in zip(examples, outs):
+        truth = parse_verification(e.response)
+        got = parse_verification(o.text, expected_steps=len(truth.step_labels))
+        parsed += int(got.ok)
+        hit += int(got.ok and got.first_incorrect == truth.first_incorrect)
+    del gen
+    return {"first_error_accuracy": hit / max(1, len(examples)), "parsed_share": parsed / max(1, len(examples)),
+            "n": len(examples)}
+
+
+def bootstrap(cfg: BootstrapConfig, progress: bool = True, evaluate: bool = True) -> BootstrapResult:
+    out = cfg.output_dir()
+    out.mkdir(parents=True, exist_ok=True)
+    save_resolved(cfg, out, "bootstrap.yaml")
+    report_path = out / "report.json"
+    report = json.loads(report_path.read_text()) if report_path.exists() else {}
+    built: dict[str, Path] = {}
+    for name in cfg.build:
+        model_dir = out / name
+        if (model_dir / ".complete").exists():
+            log.info("bootstrap %s: cached at %s", name, model_dir)
+            built[name] = model_dir
+            continue
+        mcfg = cfg.policy if name == "policy" else cfg.verifier
+        seed = cfg.seed + (0 if name == "policy" else 1)
+        problems = cfg.domain.problems(mcfg.train_problems, seed)
+        if name == "policy":
+            examples = policy_examples(problems, cfg.policy.slip_share, seed)
+        else:
+            examples = verifier_examples(problems, cfg.verifier.share_correct, cfg.verifier.label_noise, seed)
+        init = base_model_dir(mcfg.preset)
+        stats = train_sft(examples, mcfg, init, model_dir, seed, desc=f"bootstrap {name}", progress=progress)
+        if evaluate and name == "policy":
+            stats["eval"] = evaluate_policy(model_dir, cfg.domain.problems(cfg.eval_problems, cfg.eval_seed()))
+        if evaluate and name == "verifier":
+            stats["eval"] = evaluate_verifier(model_dir, cfg)
+        report[name] = stats
+        report_path.write_text(json.dumps(report, indent=1))
+        (model_dir / ".complete").write_text(config_hash(cfg))
+        built[name] = model_dir
+    return BootstrapResult(out, built.get("policy"), built.get("verifier"), report)

@@ -1,0 +1,41 @@
+"""Bootstrap SFT data: slips, exact verification labels, label noise (pure logic)."""
+
+import random
+
+from spark_rl.formats.verification import parse_verification
+from spark_rl.tasks.arith import check_solution
+from spark_rl.tasks.domain import DomainConfig
+from spark_rl.tasks.sft_data import noisy_labels, policy_examples, verifier_examples
+
+
+def test_policy_examples_slip_share_and_exactness():
+    problems = DomainConfig().problems(2000, 0)
+    ex = policy_examples(problems, slip_share=0.25, seed=0)
+    slipped = [e for e in ex if e.kind != "clean"]
+    assert 0.22 < len(slipped) / len(ex) < 0.28
+    for p, e in zip(problems, ex):
+        assert check_solution(p, e.response).answer_correct == (e.kind == "clean") or e.kind == "skipped_step"
+    assert policy_examples(problems[:50], 0.25, 0) == policy_examples(problems[:50], 0.25, 0)
+
+
+def test_verifier_traces_parse_back_to_exact_labels_without_noise():
+    problems = DomainConfig().problems(300, 1)
+    for e in verifier_examples(problems, share_correct=0.4, label_noise=0.0, seed=0):
+        v = parse_verification(e.response)
+        assert v.ok
+        assert v.final == all(v.step_labels)
+        assert e.kind == "clean" or e.kind == "skipped_step" or not all(v.step_labels)
+
+
+def test_label_noise_rate_and_shape():
+    problems = DomainConfig().problems(2000, 2)
+    ex = verifier_examples(problems, share_correct=0.4, label_noise=0.2, seed=0)
+    noisy = sum(e.kind == "noisy" for e in ex) / len(ex)
+    assert 0.14 < noisy < 0.22   # a few draws leave the labels unchanged
+    rng = random.Random(0)
+    for labels in ([True, True, False, False], [True, True, True], [False, False]):
+        for _ in range(50):
+            new = noisy_labels(labels, rng)
+            assert len(new) == len(labels)
+            first = new.index(False) if False in new else len(new)
+            assert all(new[:first]) and not any(new[first:])   # once wrong, all later wrong
