@@ -10,7 +10,8 @@ def add_arguments(p) -> None:
     p.add_argument("config", nargs="?", help="YAML config (configs/demo/rlvr.yaml); optional with --resume")
     p.add_argument("overrides", nargs="*", help="dotted overrides, e.g. grpo.steps=10")
     p.add_argument("--resume", metavar="RUN_DIR",
-                   help="continue the run in RUN_DIR from its latest checkpoint (its config.yaml unless CONFIG is given)")
+                   help="continue the run in RUN_DIR from its latest checkpoint, or from RUN_DIR/checkpoints/step_N "
+                        "(the run's config.yaml unless CONFIG is given)")
     p.add_argument("--no-progress", action="store_true")
 
 
@@ -19,13 +20,17 @@ def resolve_config(args):
     from spark_rl.trainer.config import RLConfig
 
     path = args.config
-    if path is None:
-        if not args.resume:
-            raise ConfigError("train-rl: give a CONFIG, or --resume RUN_DIR")
-        path = str(Path(args.resume) / "config.yaml")
-    overrides = list(args.overrides)
+    run_dir = None
     if args.resume:
-        overrides.append(f"run.output_dir={args.resume}")
+        src = Path(args.resume)
+        run_dir = src.parent.parent if (src / "state").is_dir() else src   # a checkpoint folder, or a run folder
+    if path is None:
+        if run_dir is None:
+            raise ConfigError("train-rl: give a CONFIG, or --resume RUN_DIR")
+        path = str(run_dir / "config.yaml")
+    overrides = list(args.overrides)
+    if run_dir is not None:
+        overrides.append(f"run.output_dir={run_dir}")
     return load_config(RLConfig, path, overrides)
 
 

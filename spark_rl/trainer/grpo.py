@@ -222,12 +222,19 @@ class GRPOTrainer:
         (self.run_dir / "checkpoints" / "latest").write_text(path.name)
         return path
 
-    def resume(self, run_dir: str | Path | None = None) -> bool:
-        root = Path(run_dir or self.run_dir) / "checkpoints"
-        latest = root / "latest"
-        if not latest.exists():
-            return False
-        path = root / latest.read_text().strip()
+    def resume(self, source: str | Path | None = None) -> bool:
+        """Continue from a checkpoint: `source` is a run folder (its latest checkpoint) or one
+        checkpoint folder (`RUN/checkpoints/step_000010`); default this run's folder. Restores
+        learner, optimizer, scheduler, data position, RNG states and step counter, then syncs the
+        rollout workers. False when the run folder has no checkpoint yet."""
+        src = Path(source or self.run_dir)
+        if (src / "state").is_dir():   # a checkpoint folder itself
+            path = src
+        else:
+            latest = src / "checkpoints" / "latest"
+            if not latest.exists():
+                return False
+            path = src / "checkpoints" / latest.read_text().strip()
         state = self.learner.load_checkpoint(str(path))
         self.step = state["step"]
         self.weights_version = state["weights_version"]
