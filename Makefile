@@ -20,8 +20,12 @@ $(STAMP): pyproject.toml
 	$(PY) -c "import vllm, transformers, deepspeed, ray; from transformers import Qwen2ForCausalLM"
 	touch $(STAMP)
 
+# The embedded demo so far: bootstrap the tiny policy + verifier (cached), RLVR with GRPO, then
+# evaluate the RL policy on the held-out problems (before/after in runs/demo/rlvr/metrics.jsonl).
 demo: setup
-	$(VENV)/bin/spark-rl data arith-processbench --n 1000 --seed 0 --out runs/demo/arith-processbench
+	DS_ACCELERATOR=cpu $(VENV)/bin/spark-rl bootstrap configs/demo/bootstrap.yaml
+	DS_ACCELERATOR=cpu $(VENV)/bin/spark-rl train-rl configs/demo/rlvr.yaml
+	DS_ACCELERATOR=cpu $(VENV)/bin/spark-rl eval --model runs/demo/rlvr/final_policy --data arith --n 200 --k 4 --out runs/demo/eval
 
 # pytest exit 5 means "no tests collected": not a failure of the suite itself.
 test: setup

@@ -30,7 +30,7 @@ def _cfg(out_dir, steps, colocate=False):
     from spark_rl.trainer.config import RLConfig
 
     cfg = RLConfig()
-    cfg.run.output_dir, cfg.run.tensorboard = str(out_dir), False
+    cfg.run.output_dir, cfg.run.tensorboard, cfg.run.export_final = str(out_dir), False, False
     cfg.cluster = ClusterConfig(num_cpus=8, log_to_driver=False)
     cfg.data.domain = DomainConfig(**EASY)
     cfg.data.train_size, cfg.data.eval_size = 64, 16
@@ -80,3 +80,22 @@ def test_resumed_run_matches_uninterrupted_run(ray_session, easy_policy, tmp_pat
             assert a[s][key] >= 0
         assert a[s]["sync/max_abs_logprob_diff"] <= 1e-4
     assert json.loads((tmp_path / "resumed" / "final.json").read_text())["step"] == 4
+
+
+def test_eval_command_writes_samples_and_summary(ray_session, easy_policy, tmp_path):
+    from spark_rl.cli import main
+    from spark_rl.tasks.loaders import default_data_dir
+
+    out = tmp_path / "eval"
+    assert main(["eval", "--model", easy_policy, "--data", "arith", "--n", "6", "--k", "3", "--max-new-tokens", "48",
+                 "--out", str(out), "--no-progress"]) == 0
+    summary = json.loads((out / "arith_summary.json").read_text())
+    assert summary["n"] == 6 and set(summary) >= {"pass@1_greedy", "pass@3", "pass@1_sampled", "maj@3"}
+    assert 0.0 <= summary["pass@1_sampled"] <= summary["pass@3"] <= 1.0
+    rows = [json.loads(x) for x in (out / "arith_samples.jsonl").read_text().splitlines()]
+    assert len(rows) == 6 and all(len(r["samples"]) == 3 for r in rows)
+    assert sum(r["greedy_correct"] for r in rows) / 6 == pytest.approx(summary["pass@1_greedy"])
+    if (default_data_dir() / "math500_test.jsonl").exists():   # a real benchmark file goes through the same path
+        assert main(["eval", "--model", easy_policy, "--data", "math500", "--n", "3", "--max-new-tokens", "16",
+                     "--out", str(out), "--no-progress"]) == 0
+        assert json.loads((out / "math500_summary.json").read_text())["n"] == 3

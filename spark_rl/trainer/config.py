@@ -18,6 +18,7 @@ class RunConfig:
     output_dir: str = "runs/rl"
     seed: int = 0
     tensorboard: bool = True
+    export_final: bool = True           # write the trained policy as an HF folder: <output_dir>/final_policy
 
 
 @dataclass

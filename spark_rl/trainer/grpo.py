@@ -275,6 +275,8 @@ class GRPOTrainer:
                             kl=f"{m.get('train/kl', 0.0):.4f}", len=f"{m['rollout/response_len']:.0f}")
         bar.close()
         (self.run_dir / "final.json").write_text(json.dumps(history[-1] if history else {}, indent=1))
+        if self.cfg.run.export_final:
+            self.learner.export_hf(str(self.run_dir / "final_policy"))
         return history
 
     def shutdown(self) -> None:
