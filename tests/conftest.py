@@ -30,3 +30,34 @@ def ray_session():
     init_ray(ClusterConfig(num_cpus=8, object_store_gib=1.0, log_to_driver=False))
     yield ray
     ray.shutdown()
+
+
+EASY = dict(min_ops=1, max_ops=2)   # a short bootstrap gets these partly right: rewards and verdicts vary
+
+
+def _easy_bootstrap(tmp_path_factory, build):
+    from spark_rl.tasks.domain import DomainConfig
+    from spark_rl.trainer.bootstrap import BootstrapConfig, PolicyBootstrap, VerifierBootstrap, bootstrap
+
+    cfg = BootstrapConfig(build=build, out_dir=str(tmp_path_factory.mktemp("bootstrap")), domain=DomainConfig(**EASY),
+                          policy=PolicyBootstrap(steps=120, batch_size=32, train_problems=1000, warmup_steps=10),
+                          verifier=VerifierBootstrap(steps=150, batch_size=16, train_problems=1000, warmup_steps=10))
+    return cfg, bootstrap(cfg, progress=False, evaluate=False)
+
+
+@pytest.fixture(scope="session")
+def easy_policy(tmp_path_factory):
+    """A tiny policy briefly fine-tuned on 1-2 step problems (HF folder)."""
+    cfg, res = _easy_bootstrap(tmp_path_factory, ["policy"])
+    assert res.report["policy"]["final_loss"] < res.report["policy"]["first_loss"] / 3
+    from spark_rl.trainer.bootstrap import bootstrap
+
+    assert bootstrap(cfg, progress=False, evaluate=False).policy == res.policy   # cached: nothing retrained
+    return str(res.policy)
+
+
+@pytest.fixture(scope="session")
+def easy_verifier(tmp_path_factory):
+    """A tiny verifier briefly fine-tuned on verification traces of 1-2 step problems."""
+    _, res = _easy_bootstrap(tmp_path_factory, ["verifier"])
+    return str(res.verifier)

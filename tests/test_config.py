@@ -56,3 +56,22 @@ def test_bad_overrides(override, needle):
 def test_missing_file():
     with pytest.raises(ConfigError, match="not found"):
         load_config(Outer, "/nonexistent/x.yaml")
+
+
+def test_every_shipped_config_loads_and_validates():
+    """configs/**.yaml must stay valid as the dataclasses change (found by the top-level key set)."""
+    from pathlib import Path
+
+    from spark_rl.config import load_config
+    from spark_rl.pipelines.synthesize import SynthesizeConfig
+    from spark_rl.trainer.bootstrap import BootstrapConfig
+    from spark_rl.trainer.config import RLConfig
+
+    root = Path(__file__).resolve().parents[1] / "configs"
+    kinds = {"bootstrap": BootstrapConfig, "synthesize": SynthesizeConfig, "rlvr": RLConfig}
+    found = sorted(root.rglob("*.yaml"))
+    assert found
+    for path in found:
+        cls = next((c for k, c in kinds.items() if path.stem.startswith(k)), None)
+        assert cls is not None, f"{path}: no config class known for this file name"
+        load_config(cls, path)

@@ -6,25 +6,10 @@ import pytest
 
 pytestmark = pytest.mark.integration
 
-EASY = dict(min_ops=1, max_ops=2)   # a short bootstrap gets these partly right: rewards vary
-
-
-@pytest.fixture(scope="module")
-def easy_policy(tmp_path_factory):
-    from spark_rl.tasks.domain import DomainConfig
-    from spark_rl.trainer.bootstrap import BootstrapConfig, PolicyBootstrap, bootstrap
-
-    cfg = BootstrapConfig(build=["policy"], out_dir=str(tmp_path_factory.mktemp("bootstrap")),
-                          domain=DomainConfig(**EASY),
-                          policy=PolicyBootstrap(steps=120, batch_size=32, train_problems=1000, warmup_steps=10))
-    res = bootstrap(cfg, progress=False, evaluate=False)
-    assert res.report["policy"]["final_loss"] < res.report["policy"]["first_loss"] / 3
-    again = bootstrap(cfg, progress=False, evaluate=False)   # cached: same folder, nothing retrained
-    assert again.policy == res.policy
-    return str(res.policy)
-
 
 def _cfg(out_dir, steps, colocate=False):
+    from conftest import EASY
+
     from actors.cluster import ClusterConfig
     from spark_rl.tasks.domain import DomainConfig
     from spark_rl.trainer.config import RLConfig

@@ -23,7 +23,8 @@ from spark_rl.tasks.arith import (
     reference_solution,
     step_analyses,
 )
-from spark_rl.verification.prompts import present_solution, verifier_prompt
+from spark_rl.verification.critique import NO_ISSUES, apply_critique, parse_critique, render_critique
+from spark_rl.verification.prompts import critique_prompt, merge_prompt, present_solution, verifier_prompt
 
 
 @dataclass(frozen=True)
@@ -69,25 +70,66 @@ def noisy_labels(labels: list[bool], rng: random.Random) -> list[bool]:
     return [i < later for i in range(len(labels))]
 
 
+def _graded_solution(p: ArithProblem, share_correct: float, rng: random.Random) -> tuple[str, str]:
+    if rng.random() < share_correct:
+        return reference_solution(p), "clean"
+    kind = rng.choice(ERROR_KINDS)
+    return inject_error(p, kind, rng)[0], kind
+
+
+def _mistaken(labels: list[bool], analyses: list[str], rng: random.Random) -> tuple[list[bool], list[str]] | None:
+    """A grading of the same steps with one mistake (None if the draw changed nothing)."""
+    new = noisy_labels(labels, rng)
+    if new == labels:
+        return None
+    return new, [a if old == ok else ("The step checks out." if ok else "The step does not hold.")
+                 for a, old, ok in zip(analyses, labels, new)]
+
+
 def verifier_examples(problems: list[ArithProblem], share_correct: float, label_noise: float,
                       seed: int) -> list[SFTExample]:
     rng = random.Random(seed)
     out = []
     for p in problems:
-        if rng.random() < share_correct:
-            solution, kind = reference_solution(p), "clean"
-        else:
-            kind = rng.choice(ERROR_KINDS)
-            solution, _ = inject_error(p, kind, rng)
+        solution, kind = _graded_solution(p, share_correct, rng)
         steps, labels, final, analyses, shown = verification_target(p, solution)
         if not steps:
             continue
-        if rng.random() < label_noise:
-            new = noisy_labels(labels, rng)
-            if new != labels:
-                analyses = [a if old == ok else ("The step checks out." if ok else "The step does not hold.")
-                            for a, old, ok in zip(analyses, labels, new)]
-                kind, labels, final = "noisy", new, all(new)
+        if rng.random() < label_noise and (m := _mistaken(labels, analyses, rng)) is not None:
+            (labels, analyses), kind = m, "noisy"
+            final = all(labels)
         out.append(SFTExample(verifier_prompt(p.question, shown), render_verification(steps, labels, final, analyses),
                               kind))
+    return out
+
+
+def meta_critique_examples(problems: list[ArithProblem], share_correct: float, mistake_share: float,
+                           ignored_critique_share: float, seed: int) -> list[SFTExample]:
+    """Two examples per problem for the sequential-scaling passes of the verifier:
+    * critique: (verification with a grading mistake in `mistake_share` of cases) -> the list of
+      its faults against the exact labels, or "No issues found.";
+    * merge: (verification, critique) -> the verification with the critique's fixes applied. In
+      `ignored_critique_share` of cases the critique shown is "No issues found." whatever the faults,
+      and the target keeps the verification as it is: merge applies the critique, it does not regrade.
+    """
+    rng = random.Random(seed)
+    out = []
+    for p in problems:
+        solution, _ = _graded_solution(p, share_correct, rng)
+        steps, labels, final, analyses, shown = verification_target(p, solution)
+        if not steps:
+            continue
+        given, given_an, given_final, kind = labels, analyses, final, "exact"
+        if rng.random() < mistake_share and (m := _mistaken(labels, analyses, rng)) is not None:
+            (given, given_an), kind = m, "mistaken"
+            given_final = all(given)
+        shown_ver = render_verification(steps, given, given_final, given_an)
+        critique = render_critique(given, given_final, labels, final, analyses)
+        out.append(SFTExample(critique_prompt(p.question, shown, shown_ver), critique, f"critique-{kind}"))
+        if rng.random() < ignored_critique_share:
+            critique = NO_ISSUES
+        fixed, fixed_final = apply_critique(given, given_final, parse_critique(critique))
+        fixed_an = [a if ok == g else t for a, t, ok, g in zip(given_an, analyses, fixed, given)]
+        out.append(SFTExample(merge_prompt(p.question, shown, shown_ver, critique),
+                              render_verification(steps, fixed, fixed_final, fixed_an), f"merge-{kind}"))
     return out

@@ -1,8 +1,9 @@
 """`spark-rl bootstrap`: the embedded default's tiny policy and verifier, trained on CPU.
 
 Both start from the random base model of their preset and are fine-tuned with the DeepSpeed
-`Learner` (one rank, in this process) on data from `spark_rl.tasks.sft_data`. Outputs are cached
-by the config's hash: a second call with the same config returns at once. Deterministic for a
+`Learner` (one rank, in this process) on data from `spark_rl.tasks.sft_data`. Each model is
+cached under the hash of what it depends on (seed, domain, its own section): a second call with
+the same config returns at once, and changing the verifier's settings does not retrain the policy. Deterministic for a
 seed (fixed step counts, no wall-clock budget).
 """
 
@@ -20,7 +21,7 @@ from spark_rl.config import config_hash, require, save_resolved
 from spark_rl.paths import base_model_dir, cache_dir
 from spark_rl.tasks.arith import ArithProblem
 from spark_rl.tasks.domain import DomainConfig
-from spark_rl.tasks.sft_data import SFTExample, policy_examples, verifier_examples
+from spark_rl.tasks.sft_data import SFTExample, meta_critique_examples, policy_examples, verifier_examples
 
 log = logging.getLogger(__name__)
 
@@ -57,17 +58,24 @@ class VerifierBootstrap(SFTConfig):
     steps: int = 500
     share_correct: float = 0.4      # share of graded solutions that are fully correct
     label_noise: float = 0.15       # share of traces with one grading mistake
+    # meta-critique (Stage 1 sequential scaling): a share of the training problems become one
+    # critique + one merge example instead of a verification trace (0: the verifier cannot critique)
+    meta_share: float = 0.3
+    meta_mistake_share: float = 0.5     # critiqued verifications that carry a grading mistake
+    meta_ignored_critique: float = 0.15  # merge examples whose critique says nothing (merge keeps the text)
 
     def validate(self) -> None:
         super().validate()
         require(0.0 <= self.label_noise < 1.0, "label_noise", "must be in [0, 1)")
+        for name in ("meta_share", "meta_mistake_share", "meta_ignored_critique"):
+            require(0.0 <= getattr(self, name) <= 1.0, name, "must be in [0, 1]")
 
 
 @dataclass
 class BootstrapConfig:
     seed: int = 0
     build: list[str] = field(default_factory=lambda: ["policy", "verifier"])
-    out_dir: str = ""               # empty: <cache>/bootstrap/<config hash>
+    out_dir: str = ""               # empty: <cache>/bootstrap/<model>-<hash of what the model depends on>
     eval_problems: int = 200        # held-out problems for the report (seed + 10_000)
     domain: DomainConfig = field(default_factory=DomainConfig)
     policy: PolicyBootstrap = field(default_factory=PolicyBootstrap)
@@ -78,7 +86,15 @@ class BootstrapConfig:
             require(b in ("policy", "verifier"), "build", f"unknown model {b!r} (policy, verifier)")
 
     def output_dir(self) -> Path:
-        return Path(self.out_dir) if self.out_dir else cache_dir() / "bootstrap" / config_hash(self)
+        return Path(self.out_dir) if self.out_dir else cache_dir() / "bootstrap"
+
+    def model_key(self, name: str) -> str:
+        section = self.policy if name == "policy" else self.verifier
+        return config_hash({"seed": self.seed, "domain": self.domain, "eval_problems": self.eval_problems,
+                            name: section})
+
+    def model_dir(self, name: str) -> Path:
+        return self.output_dir() / (name if self.out_dir else f"{name}-{self.model_key(name)}")
 
     def eval_seed(self) -> int:
         return self.seed + 10_000
@@ -154,53 +170,87 @@ def evaluate_policy(model_dir: Path, problems: list[ArithProblem], max_new_token
 
 
 def evaluate_verifier(model_dir: Path, cfg: BootstrapConfig, n: int = 100) -> dict:
-    """Greedy verifications of held-out solutions: how often the first flagged step is the true first error."""
+    """Greedy verifications of held-out solutions: how often the first flagged step is the true
+    first error; and greedy critique -> merge of held-out verifications (half with a grading
+    mistake): the same score before and after the two passes."""
     from spark_rl.engines.generator import Generator, GeneratorConfig
     from spark_rl.formats.verification import parse_verification
-
     problems = cfg.domain.problems(n, cfg.eval_seed() + 1)
     examples = verifier_examples(problems, cfg.verifier.share_correct, 0.0, cfg.eval_seed())
     gen = Generator(GeneratorConfig(model_path=str(model_dir), max_model_len=1024))
+
+    def first_error_hits(texts: list[str], truths: list[str]) -> tuple[int, int]:
+        hit = parsed = 0
+        for text, truth_text in zip(texts, truths):
+            truth = parse_verification(truth_text)
+            got = parse_verification(text, expected_steps=len(truth.step_labels))
+            parsed += int(got.ok)
+            hit += int(got.ok and got.first_incorrect == truth.first_incorrect)
+        return hit, parsed
+
     outs = gen.greedy([e.prompt for e in examples], max_new_tokens=400)
-    hit = parsed = 0
-    for e, o in zip(examples, outs):
-        truth = parse_verification(e.response)
-        got = parse_verification(o.text, expected_steps=len(truth.step_labels))
-        parsed += int(got.ok)
-        hit += int(got.ok and got.first_incorrect == truth.first_incorrect)
+    hit, parsed = first_error_hits([o.text for o in outs], [e.response for e in examples])
+    res = {"first_error_accuracy": hit / max(1, len(examples)), "parsed_share": parsed / max(1, len(examples)),
+           "n": len(examples)}
+    if cfg.verifier.meta_share > 0:
+        meta = meta_critique_examples(problems, cfg.verifier.share_correct, 0.5, 0.0, cfg.eval_seed() + 2)
+        crit, merge = meta[0::2], meta[1::2]
+        truths = [m.response for m in merge]           # with an exact critique, merge yields the exact labels
+        given = [m.prompt.split("Teacher Verification:\n")[1].split("\nCritique:")[0] for m in merge]
+        critiques = gen.greedy([c.prompt for c in crit], max_new_tokens=200)
+        # the held-out merge prompt with the model's own critique in place of the exact one
+        merged = gen.greedy([m.prompt.split("Critique:\n")[0] + f"Critique:\n{c.text.strip()}\nImproved Verification:\n"
+                             for m, c in zip(merge, critiques)], max_new_tokens=400)
+        before, _ = first_error_hits(given, truths)
+        after, merged_ok = first_error_hits([o.text for o in merged], truths)
+        res["meta_critique"] = {"n": len(merge), "first_error_accuracy_before": before / max(1, len(merge)),
+                                "first_error_accuracy_after": after / max(1, len(merge)),
+                                "merged_parsed_share": merged_ok / max(1, len(merge))}
     del gen
-    return {"first_error_accuracy": hit / max(1, len(examples)), "parsed_share": parsed / max(1, len(examples)),
-            "n": len(examples)}
+    return res
+
+
+def sft_examples(name: str, cfg: BootstrapConfig) -> list[SFTExample]:
+    mcfg = cfg.policy if name == "policy" else cfg.verifier
+    seed = cfg.seed + (0 if name == "policy" else 1)
+    problems = cfg.domain.problems(mcfg.train_problems, seed)
+    if name == "policy":
+        return policy_examples(problems, cfg.policy.slip_share, seed)
+    v = cfg.verifier
+    n_meta = round(len(problems) * v.meta_share)
+    # the verification traces come from the same problems as before meta-critique existed (a prefix)
+    out = verifier_examples(problems[:len(problems) - n_meta], v.share_correct, v.label_noise, seed)
+    if n_meta:
+        out += meta_critique_examples(problems[len(problems) - n_meta:], v.share_correct, v.meta_mistake_share,
+                                      v.meta_ignored_critique, seed + 7)
+        random.Random(seed).shuffle(out)
+    return out
 
 
 def bootstrap(cfg: BootstrapConfig, progress: bool = True, evaluate: bool = True) -> BootstrapResult:
     out = cfg.output_dir()
     out.mkdir(parents=True, exist_ok=True)
-    save_resolved(cfg, out, "bootstrap.yaml")
-    report_path = out / "report.json"
-    report = json.loads(report_path.read_text()) if report_path.exists() else {}
     built: dict[str, Path] = {}
+    report: dict = {}
     for name in cfg.build:
-        model_dir = out / name
+        model_dir = cfg.model_dir(name)
+        report_path = model_dir / "bootstrap_report.json"
         if (model_dir / ".complete").exists():
             log.info("bootstrap %s: cached at %s", name, model_dir)
             built[name] = model_dir
+            report[name] = json.loads(report_path.read_text()) if report_path.exists() else {}
             continue
         mcfg = cfg.policy if name == "policy" else cfg.verifier
         seed = cfg.seed + (0 if name == "policy" else 1)
-        problems = cfg.domain.problems(mcfg.train_problems, seed)
-        if name == "policy":
-            examples = policy_examples(problems, cfg.policy.slip_share, seed)
-        else:
-            examples = verifier_examples(problems, cfg.verifier.share_correct, cfg.verifier.label_noise, seed)
-        init = base_model_dir(mcfg.preset)
-        stats = train_sft(examples, mcfg, init, model_dir, seed, desc=f"bootstrap {name}", progress=progress)
+        stats = train_sft(sft_examples(name, cfg), mcfg, base_model_dir(mcfg.preset), model_dir, seed,
+                          desc=f"bootstrap {name}", progress=progress)
+        save_resolved(cfg, model_dir, "bootstrap.yaml")
         if evaluate and name == "policy":
             stats["eval"] = evaluate_policy(model_dir, cfg.domain.problems(cfg.eval_problems, cfg.eval_seed()))
         if evaluate and name == "verifier":
             stats["eval"] = evaluate_verifier(model_dir, cfg)
         report[name] = stats
-        report_path.write_text(json.dumps(report, indent=1))
-        (model_dir / ".complete").write_text(config_hash(cfg))
+        report_path.write_text(json.dumps(stats, indent=1))
+        (model_dir / ".complete").write_text(cfg.model_key(name))
         built[name] = model_dir
     return BootstrapResult(out, built.get("policy"), built.get("verifier"), report)
