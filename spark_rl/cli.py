@@ -15,6 +15,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "data": ("spark_rl.commands.data", "build data sets (synthetic ProcessBench from the arithmetic domain)"),
     "bootstrap": ("spark_rl.commands.bootstrap", "train the embedded tiny policy and verifier on CPU (cached)"),
     "synthesize": ("spark_rl.commands.synthesize", "SPARK Stage 1: synthetic process-supervision data"),
+    "train-prm": ("spark_rl.commands.train_prm", "SPARK Stage 2: SFT of generative reward models on Stage 1 data"),
+    "eval-prm": ("spark_rl.commands.eval_prm", "ProcessBench-style evaluation of reward models"),
     "train-rl": ("spark_rl.commands.train_rl", "GRPO training (RLVR or PRM rewards) on Ray actor groups"),
     "eval": ("spark_rl.commands.eval", "greedy pass@1, pass@k and maj@k of a model on a dataset"),
     "bench": ("spark_rl.commands.bench", "benchmarks: rollout throughput (actor vs bare engine), weight sync"),

@@ -68,7 +68,11 @@ def test_every_shipped_config_loads_and_validates():
     from spark_rl.trainer.config import RLConfig
 
     root = Path(__file__).resolve().parents[1] / "configs"
-    kinds = {"bootstrap": BootstrapConfig, "synthesize": SynthesizeConfig, "rlvr": RLConfig}
+    from spark_rl.prm.evaluate import EvalPRMConfig
+    from spark_rl.prm.train import TrainPRMConfig
+
+    kinds = {"bootstrap": BootstrapConfig, "synthesize": SynthesizeConfig, "rlvr": RLConfig,
+             "train_prm": TrainPRMConfig, "eval_prm": EvalPRMConfig}
     found = sorted(root.rglob("*.yaml"))
     assert found
     for path in found:

@@ -1,0 +1,261 @@
+"""`spark-rl eval-prm`: ProcessBench-style evaluation of reward models on rollout workers.
+
+Two modes per model:
+* generative: the PRM prompt of its format; the prediction is the first step it marks incorrect
+  (0-based), -1 if it marks all correct (`spark_rl.prm.formats.predict`);
+* critic: the paragraph-tagged ProcessBench prompt; the prediction is the boxed index, greedy
+  (k = 1) or the most common parsed index over k samples (ties: the smallest index).
+Unparsable outputs and prompts that do not fit the model's context are scored as wrong and
+counted per subset (`n_unparsed`, `n_too_long`); they never stop the run. Per-sample predictions go
+to `<output_dir>/<model>/predictions.jsonl`; the report is a table, JSON and a bar chart.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from actors.cluster import ClusterConfig
+from spark_rl.config import require, require_choice
+from spark_rl.config.resources import ResourceSpec
+from spark_rl.engines.generator import GeneratorConfig
+from spark_rl.prm.formats import FORMATS
+from spark_rl.tasks.domain import DomainConfig
+
+log = logging.getLogger(__name__)
+MODES = ("generative", "critic")
+
+
+@dataclass
+class PRMModel:
+    name: str = ""
+    path: str = ""
+    format: str = "prm-cot"
+    mode: str = "generative"
+
+    def validate(self) -> None:
+        require(bool(self.name) and bool(self.path), "name", "every model needs a name and a path")
+        require_choice(self.mode, "mode", set(MODES))
+        require(self.format in FORMATS and self.format != "orm", "format",
+                "must be prm, prm-cot or think (an ORM names no step)")
+
+
+@dataclass
+class EvalDataSection:
+    # "arith": a synthetic ProcessBench from the embedded domain (exact labels); a subset name of
+    # ../shared/data (gsm8k, math, olympiadbench, omnimath); or a JSONL path in ProcessBench schema
+    sources: list[str] = field(default_factory=lambda: ["arith"])
+    arith_n: int = 200
+    arith_seed: int = 30_000            # disjoint from every other draw of the embedded domain
+    domain: DomainConfig = field(default_factory=DomainConfig)
+    limit: int = 0                      # rows per source (0: all)
+
+
+@dataclass
+class CriticSection:
+    k: int = 1                          # 1: greedy; > 1: vote over k samples
+    temperature: float = 1.0
+
+    def validate(self) -> None:
+        require(self.k >= 1, "k", "must be >= 1")
+
+
+@dataclass
+class EvalPRMConfig:
+    output_dir: str = "runs/demo/eval_prm"
+    seed: int = 0
+    models: list[PRMModel] = field(default_factory=list)
+    train_prm_dir: str = ""             # also evaluate every student under a `train-prm` output folder
+    data: EvalDataSection = field(default_factory=EvalDataSection)
+    critic: CriticSection = field(default_factory=CriticSection)
+    max_new_tokens: int = 512
+    workers: int = 1
+    resources: ResourceSpec = field(default_factory=ResourceSpec)
+    engine: GeneratorConfig = field(default_factory=lambda: GeneratorConfig(max_model_len=2048))
+    cluster: ClusterConfig = field(default_factory=lambda: ClusterConfig(num_cpus=8, log_to_driver=False))
+
+    def validate(self) -> None:
+        require(self.max_new_tokens >= 1, "max_new_tokens", "must be >= 1")
+
+
+# ---- pure pieces -----------------------------------------------------------------------------
+def vote(indices: list[int | None]) -> int | None:
+    """Most common parsed index; ties go to the smallest index; None if nothing parsed."""
+    counts = Counter(i for i in indices if i is not None)
+    if not counts:
+        return None
+    best = max(counts.values())
+    return min(i for i, c in counts.items() if c == best)
+
+
+def score_rows(rows: list[dict]) -> dict:
+    """Per-subset ProcessBench scores of prediction rows (`subset`, `pred`, `label`, `why`)."""
+    from spark_rl.metrics.processbench import processbench_report
+
+    report = processbench_report(rows)
+    for name, scores in report["subsets"].items():
+        mine = [r for r in rows if r["subset"] == name]
+        scores["n_too_long"] = sum(r["why"] == "prompt_too_long" for r in mine)
+    return report
+
+
+def load_sources(cfg: EvalDataSection) -> list[dict]:
+    from spark_rl.tasks.loaders import load_processbench
+    from spark_rl.tasks.processbench import make_arith_processbench
+
+    rows = []
+    for src in cfg.sources:
+        if src == "arith":
+            d = cfg.domain
+            part = [{**r, "subset": "arith"} for r in make_arith_processbench(
+                cfg.arith_n, cfg.arith_seed, min_ops=d.min_ops, max_ops=d.max_ops, word_share=d.word_share,
+                max_operand=d.max_operand, max_value=d.max_value, max_multiplier=d.max_multiplier)]
+        else:
+            part = load_processbench(src).to_list()
+        rows += part[:cfg.limit] if cfg.limit else part
+    return rows
+
+
+# ---- the driver ------------------------------------------------------------------------------
+def evaluate_model(model: PRMModel, rows: list[dict], cfg: EvalPRMConfig, out: Path, progress: bool = True) -> dict:
+    from dataclasses import replace
+
+    from transformers import AutoTokenizer
+
+    from actors.group import ActorGroup
+    from actors.placement import vllm_thread_env, worker_options
+    from actors.rollout import RolloutWorker
+    from spark_rl.formats.critic import critic_prompt, parse_critic_answer
+    from spark_rl.prm.formats import eval_prompt, predict
+
+    t0 = time.perf_counter()
+    tok = AutoTokenizer.from_pretrained(model.path)
+    if model.mode == "critic":
+        prompts = [critic_prompt(r["problem"], r["steps"]) for r in rows]
+    else:
+        prompts = [eval_prompt(r["problem"], r["steps"], model.format) for r in rows]
+    if getattr(tok, "chat_template", None):
+        prompts = [tok.apply_chat_template([{"role": "user", "content": p}], tokenize=False,
+                                           add_generation_prompt=True) for p in prompts]
+    budget = cfg.engine.max_model_len - cfg.max_new_tokens
+    fits = [len(tok(p, add_special_tokens=False)["input_ids"]) <= budget for p in prompts]
+    todo = [i for i, ok in enumerate(fits) if ok]
+    engine = replace(cfg.engine, model_path=model.path, seed=cfg.seed)
+    spec = cfg.resources
+    group = ActorGroup(f"eval-{model.name}", lambda i: RolloutWorker.options(
+        **worker_options(spec, vllm_thread_env(spec, i))).remote(engine, i), cfg.workers)
+    critic_k = cfg.critic.k if model.mode == "critic" else 1
+    outs: list = []
+    try:
+        chunk = max(16, 64 // critic_k)
+        from tqdm import tqdm
+
+        for start in tqdm(range(0, len(todo), chunk), desc=f"eval-prm {model.name}", disable=not progress,
+                          dynamic_ncols=True):
+            batch = [prompts[i] for i in todo[start:start + chunk]]
+            greedy = critic_k == 1
+            outs += group.map_shards("generate", batch, n=critic_k, temperature=0.0 if greedy else cfg.critic.temperature,
+                                     max_new_tokens=cfg.max_new_tokens, seed=cfg.seed + start, logprobs=False)
+    finally:
+        group.kill_all()
+    texts: dict[int, list[str]] = {i: [c.text for c in o] for i, o in zip(todo, outs)}
+    preds = []
+    for i, r in enumerate(rows):
+        if i not in texts:
+            pred, why, shown = None, "prompt_too_long", []
+        elif model.mode == "critic":
+            shown = texts[i]
+            pred = vote([parse_critic_answer(t) for t in shown])
+            why = "ok" if pred is not None else "unparsable"
+        else:
+            shown = texts[i]
+            pred = predict(shown[0], model.format, len(r["steps"]))
+            why = "ok" if pred is not None else "unparsable"
+        preds.append({"id": r["id"], "subset": r["subset"], "label": r["label"], "pred": pred, "why": why,
+                      "outputs": shown})
+    mdir = out / model.name
+    mdir.mkdir(parents=True, exist_ok=True)
+    with open(mdir / "predictions.jsonl", "w") as f:
+        for p in preds:
+            f.write(json.dumps(p) + "\n")
+    report = score_rows(preds)
+    report.update({"model": model.name, "path": model.path, "format": model.format, "mode": model.mode,
+                   "eval_s": time.perf_counter() - t0})
+    (mdir / "summary.json").write_text(json.dumps(report, indent=1))
+    return report
+
+
+def models_of(cfg: EvalPRMConfig) -> list[PRMModel]:
+    models = list(cfg.models)
+    if cfg.train_prm_dir:
+        root = Path(cfg.train_prm_dir)
+        summary = root / "summary.json"
+        if not summary.exists():
+            raise FileNotFoundError(f"train_prm_dir={root}: no summary.json (run `spark-rl train-prm` first)")
+        from spark_rl.config import load_config
+        from spark_rl.prm.train import TrainPRMConfig
+
+        fmt = load_config(TrainPRMConfig, root / "config.yaml").data.format
+        for variant, res in json.loads(summary.read_text()).items():
+            if "model" in res:
+                models.append(PRMModel(name=variant, path=res["model"], format=fmt))
+    if not models:
+        raise ValueError("eval-prm: no models (set `models` or `train_prm_dir`)")
+    names = [m.name for m in models]
+    if len(set(names)) != len(names):
+        raise ValueError(f"eval-prm: model names must be unique, got {names}")
+    return models
+
+
+def format_table(reports: list[dict]) -> str:
+    subsets = sorted({s for r in reports for s in r["subsets"]})
+    head = f"{'model':<24}" + "".join(f"{s[:12]:>14}" for s in subsets) + f"{'mean F1':>9}{'unparsed':>10}"
+    lines = [head, "-" * len(head)]
+    for r in reports:
+        cells = "".join(f"{r['subsets'][s]['f1']:>14.3f}" if s in r["subsets"] else f"{'-':>14}" for s in subsets)
+        unparsed = sum(v["n_unparsed"] for v in r["subsets"].values())
+        lines.append(f"{r['model'][:24]:<24}{cells}{r['mean_f1']:>9.3f}{unparsed:>10}")
+    return "\n".join(lines)
+
+
+def plot_reports(reports: list[dict], path: Path) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    subsets = sorted({s for r in reports for s in r["subsets"]})
+    fig, ax = plt.subplots(figsize=(max(5, 1.2 * len(reports) * max(1, len(subsets)) / 2), 3.8))
+    width = 0.8 / max(1, len(subsets))
+    for j, s in enumerate(subsets):
+        xs = [i + j * width for i in range(len(reports))]
+        ax.bar(xs, [r["subsets"].get(s, {}).get("f1", 0.0) for r in reports], width, label=s)
+    ax.set_xticks([i + 0.4 - width / 2 for i in range(len(reports))])
+    ax.set_xticklabels([r["model"] for r in reports], rotation=30, ha="right", fontsize=8)
+    ax.set_ylabel("ProcessBench F1")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def eval_prm(cfg: EvalPRMConfig, progress: bool = True) -> list[dict]:
+    from actors.cluster import init_ray
+    from spark_rl.config import save_resolved
+
+    out = Path(cfg.output_dir)
+    models = models_of(cfg)
+    rows = load_sources(cfg.data)
+    save_resolved(cfg, out)
+    init_ray(cfg.cluster)
+    reports = [evaluate_model(m, rows, cfg, out, progress=progress) for m in models]
+    (out / "report.json").write_text(json.dumps(reports, indent=1))
+    plot_reports(reports, out / "f1_by_model.png")
+    print(format_table(reports))
+    return reports

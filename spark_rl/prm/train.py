@@ -1,0 +1,221 @@
+"""`spark-rl train-prm`: SFT of generative reward models on Stage 1 datasets (SPARK Stage 2).
+
+One student per Stage 1 variant, each from the same initial model, on a DeepSpeed `LearnerGroup`
+of any number of ranks: loss on response tokens only; length-bucketed batches (padding stays
+small without packing); held-out loss every `eval_every` steps; HF checkpoints that vLLM and
+transformers load. A student whose `model/.complete` exists is skipped on a re-run, so a crash
+costs at most the student being trained.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from actors.cluster import ClusterConfig
+from spark_rl.config import config_hash, require, require_choice
+from spark_rl.prm.formats import FORMATS
+from spark_rl.trainer.config import LearnerSection
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class PRMDataSection:
+    stage1_dir: str = "runs/demo/synthesize/datasets"    # one `save_to_disk` folder per variant
+    variants: list[str] = field(default_factory=lambda: ["single", "outcome-consistency", "step-consistency",
+                                                         "meta-critique-base", "meta-critique-outcome",
+                                                         "reference-guided"])
+    format: str = "prm-cot"
+    heldout_share: float = 0.1          # held out by problem (no problem in both splits)
+
+    def validate(self) -> None:
+        require_choice(self.format, "format", set(FORMATS))
+        require(0.0 <= self.heldout_share < 1.0, "heldout_share", "must be in [0, 1)")
+        require(len(self.variants) >= 1, "variants", "name at least one Stage 1 variant")
+
+
+@dataclass
+class PRMTrainSection:
+    epochs: float = 3.0                 # used when steps == 0
+    steps: int = 0
+    batch_size: int = 16
+    eval_every: int = 25                # 0: only at the end
+    bucket_batches: int = 8             # batches per length-sorting pool (1: no bucketing)
+
+    def validate(self) -> None:
+        require(self.steps >= 0 and self.epochs > 0, "steps", "need steps >= 0 and epochs > 0")
+        require(self.batch_size >= 1, "batch_size", "must be >= 1")
+        require(self.bucket_batches >= 1, "bucket_batches", "must be >= 1")
+
+
+@dataclass
+class TrainPRMConfig:
+    output_dir: str = "runs/demo/prm"
+    seed: int = 0
+    init_model: str = ""                # empty: the bootstrap's policy (a base that knows the domain)
+    bootstrap_config: str = "configs/demo/bootstrap.yaml"
+    cluster: ClusterConfig = field(default_factory=lambda: ClusterConfig(num_cpus=8, log_to_driver=False))
+    data: PRMDataSection = field(default_factory=PRMDataSection)
+    train: PRMTrainSection = field(default_factory=PRMTrainSection)
+    learner: LearnerSection = field(default_factory=LearnerSection)
+
+
+# ---- pure data handling ----------------------------------------------------------------------
+def split_by_problem(rows: list[dict], heldout_share: float, seed: int) -> tuple[list[dict], list[dict]]:
+    """(train, held-out); every solution of a problem lands on the same side."""
+    ids = sorted({r["problem_id"] for r in rows})
+    random.Random(seed).shuffle(ids)
+    n_held = round(len(ids) * heldout_share) if len(ids) > 1 else 0
+    held = set(ids[:n_held])
+    return [r for r in rows if r["problem_id"] not in held], [r for r in rows if r["problem_id"] in held]
+
+
+def length_bucketed_batches(lengths: list[int], batch_size: int, pool_batches: int, rng: random.Random) -> list[list[int]]:
+    """One epoch of index batches: shuffle, sort each pool of `pool_batches` batches by length, cut,
+    then shuffle the batch order (similar lengths share a batch; the order stays random)."""
+    order = list(range(len(lengths)))
+    rng.shuffle(order)
+    pool = batch_size * pool_batches
+    batches = []
+    for start in range(0, len(order), pool):
+        chunk = sorted(order[start:start + pool], key=lambda i: lengths[i])
+        batches += [chunk[i:i + batch_size] for i in range(0, len(chunk), batch_size)]
+    rng.shuffle(batches)
+    return batches
+
+
+def padding_share(batches: list[list[int]], lengths: list[int]) -> float:
+    padded = sum(len(b) * max(lengths[i] for i in b) for b in batches if b)
+    return 1.0 - sum(lengths[i] for b in batches for i in b) / max(1, padded)
+
+
+def encode(tok, prompt: str, response: str) -> dict:
+    """Token ids of one SFT pair; the tokenizer's chat template wraps the prompt when it has one."""
+    if getattr(tok, "chat_template", None):
+        prompt = tok.apply_chat_template([{"role": "user", "content": prompt}], tokenize=False,
+                                         add_generation_prompt=True)
+    return {"prompt_ids": tok(prompt, add_special_tokens=False)["input_ids"],
+            "response_ids": tok(response, add_special_tokens=False)["input_ids"] + [tok.eos_token_id]}
+
+
+def response_nll(samples: list[dict], logprobs: list[list[float]]) -> float:
+    """Mean negative log-likelihood per response token (logprobs[i][t]: of token t + 1)."""
+    total = count = 0.0
+    for s, lp in zip(samples, logprobs):
+        p, n = len(s["prompt_ids"]), len(s["response_ids"])
+        total -= sum(lp[p - 1:p - 1 + n])
+        count += n
+    return total / max(1.0, count)
+
+
+# ---- the driver ------------------------------------------------------------------------------
+def _load_variant(stage1_dir: Path, variant: str) -> list[dict]:
+    from datasets import load_from_disk
+
+    path = stage1_dir / variant
+    if not (path / "dataset_info.json").exists():
+        if path.is_dir():
+            return []   # the variant exists but produced no rows
+        raise FileNotFoundError(f"no Stage 1 dataset for variant {variant!r} at {path} "
+                                "(run `spark-rl synthesize` first, or fix data.stage1_dir / data.variants)")
+    return load_from_disk(str(path)).to_list()
+
+
+def train_student(cfg: TrainPRMConfig, variant: str, init_model: str, out: Path, progress: bool = True) -> dict:
+    from dataclasses import replace
+
+    from tqdm import tqdm
+    from transformers import AutoTokenizer
+
+    from actors.learner import LearnerGroup
+    from spark_rl.prm.formats import sft_example
+
+    rows = _load_variant(Path(cfg.data.stage1_dir), variant)
+    train_rows, held_rows = split_by_problem(rows, cfg.data.heldout_share, cfg.seed)
+    if not train_rows:
+        return {"variant": variant, "skipped": "no training rows", "rows": len(rows)}
+    tok = AutoTokenizer.from_pretrained(init_model)
+    train = [encode(tok, *_pair(sft_example(r, cfg.data.format))) for r in train_rows]
+    held = [encode(tok, *_pair(sft_example(r, cfg.data.format))) for r in held_rows]
+    lengths = [len(s["prompt_ids"]) + len(s["response_ids"]) for s in train]
+    t = cfg.train
+    steps = t.steps or max(1, round(t.epochs * len(train) / t.batch_size))
+    lcfg = cfg.learner.engine
+    lcfg = replace(lcfg, seed=cfg.seed, decay_steps=lcfg.decay_steps or max(1, steps - lcfg.warmup_steps))
+    group = LearnerGroup(init_model, lcfg, num_ranks=cfg.learner.num_ranks, resources=cfg.learner.resources)
+    rng = random.Random(cfg.seed)
+    batches: list[list[int]] = []
+    metrics_path = out / "metrics.jsonl"
+    out.mkdir(parents=True, exist_ok=True)
+    history, t0, pads = [], time.perf_counter(), []
+    try:
+        bar = tqdm(range(1, steps + 1), desc=f"train-prm {variant}", disable=not progress, dynamic_ncols=True)
+        with open(metrics_path, "w") as mf:
+            for step in bar:
+                if not batches:
+                    batches = length_bucketed_batches(lengths, t.batch_size, t.bucket_batches, rng)
+                    pads.append(padding_share(batches, lengths))
+                m = group.sft_step([train[i] for i in batches.pop()])
+                rec = {"step": step, "loss": m["loss"], "lr": m["lr"], "padding_share": m.get("padding_share")}
+                if held and (step == steps or (t.eval_every and step % t.eval_every == 0)):
+                    rec["heldout_nll"] = response_nll(held, group.compute_logprobs(
+                        [s["prompt_ids"] + s["response_ids"] for s in held]))
+                mf.write(json.dumps(rec) + "\n")
+                mf.flush()
+                history.append(rec)
+                bar.set_postfix({k: f"{v:.4f}" for k, v in rec.items() if k in ("loss", "heldout_nll")})
+        group.export_hf(str(out / "model"))
+    finally:
+        group.shutdown()
+    evals = [h["heldout_nll"] for h in history if "heldout_nll" in h]
+    return {"variant": variant, "rows": len(rows), "train_rows": len(train_rows), "heldout_rows": len(held_rows),
+            "steps": steps, "first_loss": history[0]["loss"], "final_loss": history[-1]["loss"],
+            "heldout_nll": evals[-1] if evals else None, "epoch_padding_share": sum(pads) / max(1, len(pads)),
+            "train_s": time.perf_counter() - t0, "model": str(out / "model")}
+
+
+def _pair(ex) -> tuple[str, str]:
+    return ex.prompt, ex.response
+
+
+def resolve_init(cfg: TrainPRMConfig) -> str:
+    if cfg.init_model:
+        return cfg.init_model
+    from spark_rl.config import load_config
+    from spark_rl.trainer.bootstrap import BootstrapConfig, bootstrap
+
+    bcfg = load_config(BootstrapConfig, cfg.bootstrap_config)
+    bcfg.build = ["policy"]
+    return str(bootstrap(bcfg).policy)
+
+
+def train_prm(cfg: TrainPRMConfig, progress: bool = True) -> dict:
+    from actors.cluster import init_ray
+    from spark_rl.config import save_resolved
+
+    out = Path(cfg.output_dir)
+    init = resolve_init(cfg)
+    save_resolved(cfg, out)
+    init_ray(cfg.cluster)
+    fingerprint = config_hash({"init": init, "cfg": cfg})
+    summary = {}
+    for variant in cfg.data.variants:
+        vdir = out / variant
+        done = vdir / "model" / ".complete"
+        if done.exists() and done.read_text() == fingerprint:
+            summary[variant] = json.loads((vdir / "summary.json").read_text())
+            log.info("train-prm %s: done before, skipped", variant)
+            continue
+        res = train_student(cfg, variant, init, vdir, progress=progress)
+        vdir.mkdir(parents=True, exist_ok=True)
+        (vdir / "summary.json").write_text(json.dumps(res, indent=1))
+        if "model" in res:
+            done.write_text(fingerprint)
+        summary[variant] = res
+    (out / "summary.json").write_text(json.dumps(summary, indent=1))
+    return summary

