@@ -20,10 +20,14 @@ $(STAMP): pyproject.toml
 	$(PY) -c "import vllm, transformers, deepspeed, ray; from transformers import Qwen2ForCausalLM"
 	touch $(STAMP)
 
-# The embedded demo so far: bootstrap the tiny policy + verifier (cached), RLVR with GRPO, then
-# evaluate the RL policy on the held-out problems (before/after in runs/demo/rlvr/metrics.jsonl).
+# The embedded demo so far: bootstrap the tiny policy + verifier (cached), SPARK Stage 1 (synthetic
+# step labels, runs/demo/synthesize), Stage 2 (one PRM per Stage 1 variant, ProcessBench-style F1 in
+# runs/demo/eval_prm), RLVR with GRPO, then the RL policy on the held-out problems.
 demo: setup
 	DS_ACCELERATOR=cpu $(VENV)/bin/spark-rl bootstrap configs/demo/bootstrap.yaml
+	DS_ACCELERATOR=cpu $(VENV)/bin/spark-rl synthesize configs/demo/synthesize.yaml
+	DS_ACCELERATOR=cpu $(VENV)/bin/spark-rl train-prm configs/demo/train_prm.yaml
+	DS_ACCELERATOR=cpu $(VENV)/bin/spark-rl eval-prm configs/demo/eval_prm.yaml
 	DS_ACCELERATOR=cpu $(VENV)/bin/spark-rl train-rl configs/demo/rlvr.yaml
 	DS_ACCELERATOR=cpu $(VENV)/bin/spark-rl eval --model runs/demo/rlvr/final_policy --data arith --n 200 --k 4 --out runs/demo/eval
 
