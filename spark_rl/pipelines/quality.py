@@ -31,18 +31,21 @@ def votes_prefix(texts: list[str], n: int) -> list[str]:
     return texts[:n]
 
 
+def majority_labels(texts: list[str], steps: list[str], level: str, cfg) -> list[bool] | None:
+    """Aggregated labels of one solution's verifications; None when none of them could vote."""
+    from spark_rl.verification.aggregate import aggregate
+
+    a = aggregate(texts, len(steps), level, cfg, steps=steps)
+    return None if a.reason == "no_voters" else a.labels
+
+
 def scaling_rows(per_solution_texts: list[list[str]], steps: list[list[str]], truth: list[list[bool]],
                  ns: list[int], cfg) -> list[dict]:
     """F1 of step- and outcome-level majority labels for each n (first n verifications)."""
-    from spark_rl.verification.aggregate import aggregate
-
     rows = []
     for level in ("step", "outcome"):
         for n in ns:
-            preds = []
-            for texts, st in zip(per_solution_texts, steps):
-                a = aggregate(votes_prefix(texts, n), len(st), level, cfg, steps=st)
-                preds.append(None if a.reason == "no_voters" else a.labels)
+            preds = [majority_labels(votes_prefix(texts, n), st, level, cfg) for texts, st in zip(per_solution_texts, steps)]
             rows.append({**label_quality(preds, truth), "variant": f"{level}-majority", "n": n})
     return rows
 

@@ -384,8 +384,7 @@ def build_variants(rows: list[dict], cfg: SynthesizeConfig,
 
 def quality_report(rows: list[dict], cfg: SynthesizeConfig, meta_rows: list[dict] = ()) -> list[dict]:
     """F1 / step accuracy of the labels each variant produces, against the exact labels, for N in report_ns."""
-    from spark_rl.pipelines.quality import label_quality, scaling_rows
-    from spark_rl.verification.aggregate import aggregate
+    from spark_rl.pipelines.quality import label_quality, majority_labels, scaling_rows
 
     sols = [(r["problem_id"], s) for r in rows for s in r["solutions"] if s["true_labels"] is not None]
     if not sols:
@@ -395,10 +394,7 @@ def quality_report(rows: list[dict], cfg: SynthesizeConfig, meta_rows: list[dict
     truth = [s["true_labels"] for _, s in sols]
     table = scaling_rows(texts, steps, truth, list(cfg.report_ns), cfg.aggregation)
     if cfg.verifier.reference_n:
-        preds = []
-        for _, s in sols:
-            a = aggregate(s["reference_verifications"], len(s["steps"]), "step", cfg.aggregation, steps=s["steps"])
-            preds.append(None if a.reason == "no_voters" else a.labels)
+        preds = [majority_labels(s["reference_verifications"], s["steps"], "step", cfg.aggregation) for _, s in sols]
         table.append({**label_quality(preds, truth), "variant": "reference-guided", "n": cfg.verifier.reference_n})
     meta = _index_meta(list(meta_rows))
     for base in cfg.meta_critique.bases:

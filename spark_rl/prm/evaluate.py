@@ -124,12 +124,14 @@ def load_sources(cfg: EvalDataSection) -> list[dict]:
 def evaluate_model(model: PRMModel, rows: list[dict], cfg: EvalPRMConfig, out: Path, progress: bool = True) -> dict:
     from dataclasses import replace
 
+    from tqdm import tqdm
     from transformers import AutoTokenizer
 
     from actors.group import ActorGroup
     from actors.placement import vllm_thread_env, worker_options
     from actors.rollout import RolloutWorker
     from spark_rl.formats.critic import critic_prompt, parse_critic_answer
+    from spark_rl.models.chat import chat_prompt
     from spark_rl.prm.formats import eval_prompt, predict
 
     t0 = time.perf_counter()
@@ -138,9 +140,7 @@ def evaluate_model(model: PRMModel, rows: list[dict], cfg: EvalPRMConfig, out: P
         prompts = [critic_prompt(r["problem"], r["steps"]) for r in rows]
     else:
         prompts = [eval_prompt(r["problem"], r["steps"], model.format) for r in rows]
-    if getattr(tok, "chat_template", None):
-        prompts = [tok.apply_chat_template([{"role": "user", "content": p}], tokenize=False,
-                                           add_generation_prompt=True) for p in prompts]
+    prompts = [chat_prompt(tok, p) for p in prompts]
     budget = cfg.engine.max_model_len - cfg.max_new_tokens
     fits = [len(tok(p, add_special_tokens=False)["input_ids"]) <= budget for p in prompts]
     todo = [i for i, ok in enumerate(fits) if ok]
@@ -149,16 +149,14 @@ def evaluate_model(model: PRMModel, rows: list[dict], cfg: EvalPRMConfig, out: P
     group = ActorGroup(f"eval-{model.name}", lambda i: RolloutWorker.options(
         **worker_options(spec, vllm_thread_env(spec, i))).remote(engine, i), cfg.workers)
     critic_k = cfg.critic.k if model.mode == "critic" else 1
+    temperature = 0.0 if critic_k == 1 else cfg.critic.temperature
+    chunk = max(16, 64 // critic_k)
     outs: list = []
     try:
-        chunk = max(16, 64 // critic_k)
-        from tqdm import tqdm
-
         for start in tqdm(range(0, len(todo), chunk), desc=f"eval-prm {model.name}", disable=not progress,
                           dynamic_ncols=True):
             batch = [prompts[i] for i in todo[start:start + chunk]]
-            greedy = critic_k == 1
-            outs += group.map_shards("generate", batch, n=critic_k, temperature=0.0 if greedy else cfg.critic.temperature,
+            outs += group.map_shards("generate", batch, n=critic_k, temperature=temperature,
                                      max_new_tokens=cfg.max_new_tokens, seed=cfg.seed + start, logprobs=False)
     finally:
         group.kill_all()

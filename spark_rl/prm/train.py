@@ -94,15 +94,6 @@ def padding_share(batches: list[list[int]], lengths: list[int]) -> float:
     return 1.0 - sum(lengths[i] for b in batches for i in b) / max(1, padded)
 
 
-def encode(tok, prompt: str, response: str) -> dict:
-    """Token ids of one SFT pair; the tokenizer's chat template wraps the prompt when it has one."""
-    if getattr(tok, "chat_template", None):
-        prompt = tok.apply_chat_template([{"role": "user", "content": prompt}], tokenize=False,
-                                         add_generation_prompt=True)
-    return {"prompt_ids": tok(prompt, add_special_tokens=False)["input_ids"],
-            "response_ids": tok(response, add_special_tokens=False)["input_ids"] + [tok.eos_token_id]}
-
-
 def response_nll(samples: list[dict], logprobs: list[list[float]]) -> float:
     """Mean negative log-likelihood per response token (logprobs[i][t]: of token t + 1)."""
     total = count = 0.0
@@ -133,6 +124,7 @@ def train_student(cfg: TrainPRMConfig, variant: str, init_model: str, out: Path,
     from transformers import AutoTokenizer
 
     from actors.learner import LearnerGroup
+    from spark_rl.models.chat import encode_sft
     from spark_rl.prm.formats import sft_example
 
     rows = _load_variant(Path(cfg.data.stage1_dir), variant)
@@ -140,8 +132,12 @@ def train_student(cfg: TrainPRMConfig, variant: str, init_model: str, out: Path,
     if not train_rows:
         return {"variant": variant, "skipped": "no training rows", "rows": len(rows)}
     tok = AutoTokenizer.from_pretrained(init_model)
-    train = [encode(tok, *_pair(sft_example(r, cfg.data.format))) for r in train_rows]
-    held = [encode(tok, *_pair(sft_example(r, cfg.data.format))) for r in held_rows]
+
+    def encoded(r: dict) -> dict:
+        ex = sft_example(r, cfg.data.format)
+        return encode_sft(tok, ex.prompt, ex.response)
+
+    train, held = [encoded(r) for r in train_rows], [encoded(r) for r in held_rows]
     lengths = [len(s["prompt_ids"]) + len(s["response_ids"]) for s in train]
     t = cfg.train
     steps = t.steps or max(1, round(t.epochs * len(train) / t.batch_size))
@@ -177,10 +173,6 @@ def train_student(cfg: TrainPRMConfig, variant: str, init_model: str, out: Path,
             "steps": steps, "first_loss": history[0]["loss"], "final_loss": history[-1]["loss"],
             "heldout_nll": evals[-1] if evals else None, "epoch_padding_share": sum(pads) / max(1, len(pads)),
             "train_s": time.perf_counter() - t0, "model": str(out / "model")}
-
-
-def _pair(ex) -> tuple[str, str]:
-    return ex.prompt, ex.response
 
 
 def resolve_init(cfg: TrainPRMConfig) -> str:

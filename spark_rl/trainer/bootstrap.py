@@ -88,10 +88,16 @@ class BootstrapConfig:
     def output_dir(self) -> Path:
         return Path(self.out_dir) if self.out_dir else cache_dir() / "bootstrap"
 
+    def section(self, name: str) -> SFTConfig:
+        return self.policy if name == "policy" else self.verifier
+
+    def model_seed(self, name: str) -> int:
+        """Seed of a model's training data and run (the two models draw different problems)."""
+        return self.seed + (0 if name == "policy" else 1)
+
     def model_key(self, name: str) -> str:
-        section = self.policy if name == "policy" else self.verifier
         return config_hash({"seed": self.seed, "domain": self.domain, "eval_problems": self.eval_problems,
-                            name: section})
+                            name: self.section(name)})
 
     def model_dir(self, name: str) -> Path:
         return self.output_dir() / (name if self.out_dir else f"{name}-{self.model_key(name)}")
@@ -123,11 +129,10 @@ def train_sft(examples: list[SFTExample], cfg: SFTConfig, init_dir: Path, out_di
     from transformers import AutoTokenizer
 
     from spark_rl.engines.learner import Learner, LearnerConfig
+    from spark_rl.models.chat import encode_sft
 
     tok = AutoTokenizer.from_pretrained(init_dir)
-    eos = [tok.eos_token_id]
-    encoded = [{"prompt_ids": tok(e.prompt, add_special_tokens=False)["input_ids"],
-                "response_ids": tok(e.response, add_special_tokens=False)["input_ids"] + eos} for e in examples]
+    encoded = [encode_sft(tok, e.prompt, e.response) for e in examples]
     os.environ.setdefault("MASTER_PORT", str(_free_port()))
     lcfg = LearnerConfig(zero_stage=0, lr=cfg.lr, weight_decay=cfg.weight_decay, warmup_steps=cfg.warmup_steps,
                          decay_steps=max(1, cfg.steps - cfg.warmup_steps), min_lr_ratio=cfg.min_lr_ratio,
@@ -211,9 +216,8 @@ def evaluate_verifier(model_dir: Path, cfg: BootstrapConfig, n: int = 100) -> di
 
 
 def sft_examples(name: str, cfg: BootstrapConfig) -> list[SFTExample]:
-    mcfg = cfg.policy if name == "policy" else cfg.verifier
-    seed = cfg.seed + (0 if name == "policy" else 1)
-    problems = cfg.domain.problems(mcfg.train_problems, seed)
+    seed = cfg.model_seed(name)
+    problems = cfg.domain.problems(cfg.section(name).train_problems, seed)
     if name == "policy":
         return policy_examples(problems, cfg.policy.slip_share, seed)
     v = cfg.verifier
@@ -240,9 +244,8 @@ def bootstrap(cfg: BootstrapConfig, progress: bool = True, evaluate: bool = True
             built[name] = model_dir
             report[name] = json.loads(report_path.read_text()) if report_path.exists() else {}
             continue
-        mcfg = cfg.policy if name == "policy" else cfg.verifier
-        seed = cfg.seed + (0 if name == "policy" else 1)
-        stats = train_sft(sft_examples(name, cfg), mcfg, base_model_dir(mcfg.preset), model_dir, seed,
+        mcfg = cfg.section(name)
+        stats = train_sft(sft_examples(name, cfg), mcfg, base_model_dir(mcfg.preset), model_dir, cfg.model_seed(name),
                           desc=f"bootstrap {name}", progress=progress)
         save_resolved(cfg, model_dir, "bootstrap.yaml")
         if evaluate and name == "policy":
