@@ -1,5 +1,5 @@
 """Reward workers: every kind exposes `score(list[RewardInput]) -> list[RewardOutput]`, so the
-driver holds a group of them without knowing what computes the reward."""
+driver holds a group of them without knowing what computes the reward (and can swap the group)."""
 
 from __future__ import annotations
 
@@ -10,19 +10,43 @@ import ray
 from spark_rl.rewards.base import RewardInput, RewardOutput
 
 
+def _where(kind: str, worker_index: int) -> dict:
+    return {"worker_index": worker_index, "pid": os.getpid(), "kind": kind,
+            "node_id": ray.get_runtime_context().get_node_id()}
+
+
 @ray.remote
 class RuleRewardWorker:
-    """Ground-truth (RLVR) reward via math-verify."""
+    """Model-free rewards: `rlvr` (math-verify against the ground truth) and `random` (a seeded
+    coin flip, the control), both behind the optional format gate."""
 
-    def __init__(self, use_gate: bool = False, worker_index: int = 0):
-        self.use_gate = use_gate
-        self.worker_index = worker_index
+    def __init__(self, use_gate: bool = False, worker_index: int = 0, variant: str = "rlvr", seed: int = 0):
+        self.use_gate, self.worker_index, self.variant, self.seed = use_gate, worker_index, variant, seed
 
     def ready(self) -> dict:
-        return {"worker_index": self.worker_index, "pid": os.getpid(), "kind": "rule",
-                "node_id": ray.get_runtime_context().get_node_id()}
+        return _where(self.variant, self.worker_index)
 
     def score(self, batch: list[RewardInput]) -> list[RewardOutput]:
-        from spark_rl.rewards.rule import rule_reward
+        from spark_rl.rewards.variants import model_free_reward
 
-        return [rule_reward(x, use_gate=self.use_gate) for x in batch]
+        return [model_free_reward(self.variant, x, self.use_gate, self.seed) for x in batch]
+
+
+@ray.remote
+class PRMRewardWorker:
+    """A generative PRM (PRM-CoT) as the reward: on an in-process vLLM engine, or, when
+    `prm.remote.url` is set, an OpenAI-compatible endpoint. All samples of the worker's shard are
+    verified in one batched greedy call."""
+
+    def __init__(self, variant: str, use_gate: bool, prm_cfg, variant_cfg, worker_index: int = 0):
+        from spark_rl.engines.prm_reward import PRMReward
+
+        self.worker_index = worker_index
+        self.kind = f"prm:{variant}" + (":remote" if prm_cfg.remote.url else "")
+        self.reward = PRMReward(variant, use_gate, prm_cfg, variant_cfg)
+
+    def ready(self) -> dict:
+        return _where(self.kind, self.worker_index)
+
+    def score(self, batch: list[RewardInput]) -> list[RewardOutput]:
+        return self.reward.score(batch)

@@ -12,6 +12,7 @@ from spark_rl.config import ConfigError
 
 # name -> (module, one-line help). Only commands that work are listed here.
 COMMANDS: dict[str, tuple[str, str]] = {
+    "demo": ("spark_rl.commands.demo", "the main job: bootstrap -> Stage 1 -> Stage 2 -> Stage 3 runs -> report"),
     "data": ("spark_rl.commands.data", "build data sets (synthetic ProcessBench from the arithmetic domain)"),
     "bootstrap": ("spark_rl.commands.bootstrap", "train the embedded tiny policy and verifier on CPU (cached)"),
     "synthesize": ("spark_rl.commands.synthesize", "SPARK Stage 1: synthetic process-supervision data"),

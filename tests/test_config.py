@@ -71,8 +71,10 @@ def test_every_shipped_config_loads_and_validates():
     from spark_rl.prm.evaluate import EvalPRMConfig
     from spark_rl.prm.train import TrainPRMConfig
 
-    kinds = {"bootstrap": BootstrapConfig, "synthesize": SynthesizeConfig, "rlvr": RLConfig,
-             "train_prm": TrainPRMConfig, "eval_prm": EvalPRMConfig}
+    from spark_rl.pipelines.demo import DemoConfig
+
+    kinds = {"bootstrap": BootstrapConfig, "synthesize": SynthesizeConfig, "rl": RLConfig,
+             "train_prm": TrainPRMConfig, "eval_prm": EvalPRMConfig, "demo": DemoConfig}
     found = sorted(root.rglob("*.yaml"))
     assert found
     for path in found:

@@ -10,6 +10,8 @@ from spark_rl.config import require, require_choice
 from spark_rl.config.resources import ResourceSpec
 from spark_rl.engines.generator import GeneratorConfig
 from spark_rl.engines.learner import LearnerConfig
+from spark_rl.engines.prm_reward import PRMConfig
+from spark_rl.rewards.variants import PRM_VARIANTS, VARIANTS, VariantConfig
 from spark_rl.tasks.domain import DomainConfig
 
 
@@ -80,13 +82,26 @@ class LearnerSection:
 
 @dataclass
 class RewardSection:
-    kind: str = "rule"                  # "rule" (math-verify vs ground truth)
+    # A reward variant (SPARK_SPEC Stage 3): rlvr | random | process_aware | step_augmented |
+    # selective_advantage | global_step. "rule" is the old name of rlvr.
+    kind: str = "rlvr"
     num_workers: int = 1
-    use_gate: bool = False              # SPARK format gate in front of the reward
+    use_gate: bool = False              # SPARK format gate in front of the reward (Stage 3 configs: true)
+    seed: int = 0                       # the `random` variant's coin
     resources: ResourceSpec = field(default_factory=lambda: ResourceSpec(num_cpus=0.5))
+    prm: PRMConfig = field(default_factory=PRMConfig)          # PRM variants only
+    params: VariantConfig = field(default_factory=VariantConfig)
+
+    @property
+    def variant(self) -> str:
+        return "rlvr" if self.kind == "rule" else self.kind
+
+    @property
+    def needs_prm(self) -> bool:
+        return self.variant in PRM_VARIANTS
 
     def validate(self) -> None:
-        require_choice(self.kind, "kind", {"rule"})
+        require_choice(self.kind, "kind", set(VARIANTS) | {"rule"})
         require(self.num_workers >= 1, "num_workers", "must be >= 1")
 
 

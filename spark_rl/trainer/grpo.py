@@ -23,18 +23,20 @@ from actors.group import ActorGroup
 from actors.learner import LearnerGroup
 from actors.placement import vllm_thread_env, worker_options
 from actors.reference import ReferenceWorker
-from actors.reward import RuleRewardWorker
+from actors.reward import PRMRewardWorker, RuleRewardWorker
 from actors.rollout import RolloutWorker
 from spark_rl.algos import grpo_loss, zero_variance_group_mask
 from spark_rl.engines.scorer import ScorerConfig
 from spark_rl.formats import extract_answer
 from spark_rl.grading import grade
 from spark_rl.rewards.base import RewardInput, sanitize
-from spark_rl.trainer.config import RLConfig
+from spark_rl.rewards.hacking import hacking_indicators
+from spark_rl.rewards.variants import TOKEN_LEVEL_VARIANTS
+from spark_rl.trainer.config import RewardSection, RLConfig
 from spark_rl.trainer.data import Problem, PromptStream
 from spark_rl.trainer.evaluation import EvalSettings, evaluate
 from spark_rl.trainer.metrics import MetricsWriter, StepTimer
-from spark_rl.trainer.rollout_batch import Sample, group_advantages, learner_samples
+from spark_rl.trainer.rollout_batch import Sample, group_advantages, learner_samples, token_level_advantages
 
 log = logging.getLogger(__name__)
 
@@ -87,10 +89,25 @@ class GRPOTrainer:
         self.reward = self._make_reward_group()
         self.tokenizer = None
 
-    def _make_reward_group(self) -> ActorGroup:
-        rc = self.cfg.reward
-        return ActorGroup("reward", lambda i: RuleRewardWorker.options(**worker_options(rc.resources)).remote(
-            rc.use_gate, i), rc.num_workers)
+    def _make_reward_group(self, section: RewardSection | None = None) -> ActorGroup:
+        """The reward group a `RewardSection` describes (model-free rule/random workers, or PRM
+        workers on vLLM or a remote endpoint); the driver only ever calls `score` on it."""
+        rc = section or self.cfg.reward
+        if rc.needs_prm:
+            prm = rc.prm
+            if not prm.model_path and not prm.remote.url:
+                raise ValueError(f"reward.kind={rc.kind} needs reward.prm.model_path (a PRM HF folder) "
+                                 "or reward.prm.remote.url")
+
+            def make(i):
+                env = vllm_thread_env(rc.resources, i)
+                return PRMRewardWorker.options(**worker_options(rc.resources, env)).remote(
+                    rc.variant, rc.use_gate, prm, rc.params, i)
+        else:
+            def make(i):
+                return RuleRewardWorker.options(**worker_options(rc.resources)).remote(
+                    rc.use_gate, i, rc.variant, rc.seed)
+        return ActorGroup("reward", make, rc.num_workers)
 
     @staticmethod
     def _seed_everything(seed: int) -> None:
@@ -110,6 +127,7 @@ class GRPOTrainer:
         with timer.section("reference"):
             self.reference_logprobs(samples)
         advantages = group_advantages(samples, g.advantage)
+        shaping = self.token_advantages(samples, advantages)
         update = samples, advantages
         if g.filter_zero_variance:
             update = self._drop_flat_groups(samples, advantages)
@@ -120,6 +138,8 @@ class GRPOTrainer:
         self.step += 1
         metrics = {**self._rollout_metrics(samples), **{f"train/{k}": v for k, v in train_metrics.items()},
                    **{f"reward_reason/{k}": v for k, v in reward_counts.items()},
+                   **{f"shaping/{k}": v for k, v in shaping.items()},
+                   **hacking_indicators([s.response_text for s in samples]),
                    "sync/bytes": sync.get("bytes", 0), **timer.summary()}
         if sync.get("parity") is not None:
             metrics["sync/max_abs_logprob_diff"] = sync["parity"]
@@ -145,10 +165,28 @@ class GRPOTrainer:
         outputs, counts = sanitize(self.reward.map_shards("score", inputs), len(samples))
         for s, o in zip(samples, outputs):
             s.reward, s.reward_reason = float(o.reward), o.reason
+            s.step_labels = o.step_labels
             pred = extract_answer(s.response_text)
             # Validation signal: always the ground truth, whatever the training reward is.
             s.correct = pred is not None and grade(pred, problems[s.group].answer)
         return counts
+
+    def token_advantages(self, samples: list[Sample], advantages: torch.Tensor) -> dict[str, int]:
+        """Step-aware variants spread the sequence advantage over tokens with the PRM's step verdicts."""
+        rc = self.cfg.reward
+        if rc.variant not in TOKEN_LEVEL_VARIANTS:
+            return {}
+        tok = self._policy_tokenizer()
+        return token_level_advantages(rc.variant, samples, advantages,
+                                      lambda ids: tok.decode(ids, skip_special_tokens=True),
+                                      global_step_mix=rc.params.global_step_mix)
+
+    def _policy_tokenizer(self):
+        if self.tokenizer is None:
+            from transformers import AutoTokenizer
+
+            self.tokenizer = AutoTokenizer.from_pretrained(self.policy_path)
+        return self.tokenizer
 
     def reference_logprobs(self, samples: list[Sample]) -> None:
         if self.reference is None:
@@ -178,11 +216,7 @@ class GRPOTrainer:
         return stats
 
     def parity(self, handle) -> float:
-        if self.tokenizer is None:
-            from transformers import AutoTokenizer
-
-            self.tokenizer = AutoTokenizer.from_pretrained(self.policy_path)
-        seq = self.tokenizer(PROBE_TEXT, add_special_tokens=False)["input_ids"]
+        seq = self._policy_tokenizer()(PROBE_TEXT, add_special_tokens=False)["input_ids"]
         got = ray.get(handle.sequence_logprobs.remote([seq]))[0]
         ref = self.learner.compute_logprobs([seq])[0]
         return float(np.max(np.abs(np.array(got) - np.array(ref))))

