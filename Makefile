@@ -20,16 +20,12 @@ $(STAMP): pyproject.toml
 	$(PY) -c "import vllm, transformers, deepspeed, ray; from transformers import Qwen2ForCausalLM"
 	touch $(STAMP)
 
-# The embedded demo so far: bootstrap the tiny policy + verifier (cached), SPARK Stage 1 (synthetic
-# step labels, runs/demo/synthesize), Stage 2 (one PRM per Stage 1 variant, ProcessBench-style F1 in
-# runs/demo/eval_prm), RLVR with GRPO, then the RL policy on the held-out problems.
+# The main job: `spark-rl demo` = bootstrap the tiny policy + verifier (cached) -> SPARK Stage 1
+# (synthesize) -> Stage 2 (train-prm, eval-prm) -> Stage 3 (GRPO with the PRM-CoT reward + gate,
+# with RLVR, with the PRM and no gate) -> runs/demo/report/report.html. Stages already done with
+# the same inputs are reused.
 demo: setup
-	DS_ACCELERATOR=cpu $(VENV)/bin/spark-rl bootstrap configs/demo/bootstrap.yaml
-	DS_ACCELERATOR=cpu $(VENV)/bin/spark-rl synthesize configs/demo/synthesize.yaml
-	DS_ACCELERATOR=cpu $(VENV)/bin/spark-rl train-prm configs/demo/train_prm.yaml
-	DS_ACCELERATOR=cpu $(VENV)/bin/spark-rl eval-prm configs/demo/eval_prm.yaml
-	DS_ACCELERATOR=cpu $(VENV)/bin/spark-rl train-rl configs/demo/rlvr.yaml
-	DS_ACCELERATOR=cpu $(VENV)/bin/spark-rl eval --model runs/demo/rlvr/final_policy --data arith --n 200 --k 4 --out runs/demo/eval
+	DS_ACCELERATOR=cpu $(VENV)/bin/spark-rl demo configs/demo/demo.yaml
 
 # pytest exit 5 means "no tests collected": not a failure of the suite itself.
 test: setup
