@@ -19,6 +19,16 @@ from spark_rl.config.resources import ResourceSpec
 from spark_rl.engines.weight_transfer import FlatBucket, SharedWeightFile, layout_of, write_tensors
 
 
+def get_all(refs: list) -> list:
+    """`ray.get` of one call per rank that fails fast: the first rank error is raised at once,
+    instead of waiting on ranks that may hang in a collective with a dead peer."""
+    waiting = list(refs)
+    while waiting:
+        done, waiting = ray.wait(waiting, num_returns=1)
+        ray.get(done[0])
+    return ray.get(list(refs))
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("", 0))
@@ -30,6 +40,9 @@ class LearnerWorker:
     def __init__(self, rank: int, world_size: int):
         self.rank, self.world_size = rank, world_size
         self.learner = None
+
+    def ping(self) -> int:
+        return self.rank
 
     def address(self) -> tuple[str, int]:
         return ray.util.get_node_ip_address(), _free_port()
@@ -122,7 +135,7 @@ class LearnerGroup:
             for r in range(num_ranks)
         ]
         addr, port = ray.get(self.workers[0].address.remote())
-        self.placement = ray.get([w.setup.remote(model_path, cfg, addr, port) for w in self.workers])
+        self.placement = get_all([w.setup.remote(model_path, cfg, addr, port) for w in self.workers])
 
     def colocated_options(self, index: int) -> dict:
         """Ray options that place a worker in rank `index % num_ranks`'s bundle (same node, and
@@ -143,28 +156,40 @@ class LearnerGroup:
         return parts
 
     def _all(self, method: str, *args, **kwargs) -> list:
-        return ray.get([w.call.remote(method, *args, **kwargs) for w in self.workers])
+        return get_all([w.call.remote(method, *args, **kwargs) for w in self.workers])
+
+    def dead_ranks(self, timeout_s: float = 10.0) -> list[int]:
+        """Ranks whose actor is dead or does not answer within `timeout_s` (e.g. hung in a
+        collective with a dead peer)."""
+        refs = [w.ping.remote() for w in self.workers]
+        dead = []
+        for r, ref in enumerate(refs):
+            try:
+                ray.get(ref, timeout=timeout_s)
+            except Exception:
+                dead.append(r)
+        return dead
 
     # ---- training ---------------------------------------------------------------------------
     def sft_step(self, samples: list[dict]) -> dict:
         parts = self._split(samples)
-        return ray.get([w.call.remote("sft_step", p) for w, p in zip(self.workers, parts)])[0]
+        return get_all([w.call.remote("sft_step", p) for w, p in zip(self.workers, parts)])[0]
 
     def pg_step(self, samples: list[dict], loss_fn, epochs: int = 1) -> dict:
         parts = self._split(samples)
-        return ray.get([w.call.remote("pg_step", p, loss_fn, epochs=epochs) for w, p in zip(self.workers, parts)])[0]
+        return get_all([w.call.remote("pg_step", p, loss_fn, epochs=epochs) for w, p in zip(self.workers, parts)])[0]
 
     def compute_logprobs(self, seqs: list[list[int]]) -> list[list[float]]:
         if getattr(self.cfg, "zero_stage", 0) == 3:   # ZeRO-3 forwards are collective: all ranks, same input
             return self._all("compute_logprobs", seqs)[0]
         parts = self._split(seqs)
-        outs = ray.get([w.call.remote("compute_logprobs", p) for w, p in zip(self.workers, parts)])
+        outs = get_all([w.call.remote("compute_logprobs", p) for w, p in zip(self.workers, parts)])
         return [x for part in outs for x in part]
 
     # ---- weights and checkpoints ------------------------------------------------------------
     def push_weights(self, rollout_handles: list, bucket_bytes: int = 64 << 20, version: int = 0,
                      transport: str = "auto") -> dict:
-        outs = ray.get([w.push_weights.remote(rollout_handles, bucket_bytes, version, transport)
+        outs = get_all([w.push_weights.remote(rollout_handles, bucket_bytes, version, transport)
                         for w in self.workers])
         return outs[0]
 
@@ -181,8 +206,11 @@ class LearnerGroup:
         return self._all(method, *args, **kwargs)
 
     def shutdown(self) -> None:
+        """Stop every rank. Ranks that are dead or hung (a peer died in a collective) are killed
+        without waiting; the /dev/shm weight file of a rank on this node is removed either way."""
+        dead = set(self.dead_ranks(timeout_s=2.0)) if self.workers else set()
         try:
-            ray.get([w.close_shared_file.remote() for w in self.workers], timeout=30)
+            ray.get([w.close_shared_file.remote() for r, w in enumerate(self.workers) if r not in dead], timeout=10)
         except Exception:
             pass
         for w in self.workers:
@@ -190,6 +218,11 @@ class LearnerGroup:
                 ray.kill(w, no_restart=True)
             except Exception:
                 pass
+        from spark_rl.engines.weight_transfer import SHM_DIR
+
+        for p in getattr(self, "placement", None) or []:
+            for leftover in SHM_DIR.glob(f"spark-rl-weights-{p.get('pid')}-*"):
+                leftover.unlink(missing_ok=True)
         try:
             ray.util.remove_placement_group(self.pg)
         except Exception:

@@ -28,10 +28,13 @@ class RolloutWorker:
 
     def generate(self, prompts, n: int = 1, temperature: float = 1.0, top_p: float = 1.0,
                  max_new_tokens: int = 256, stop=None, seed: int | None = None,
-                 logprobs: bool = True) -> list[list[Completion]]:
+                 logprobs: bool = True, seed_offset: int = 0) -> list[list[Completion]]:
+        """`seed_offset`: index of this shard's first prompt in the whole batch, so prompt i of the
+        batch is sampled with `seed + i` however the batch was split over workers."""
         t = time.perf_counter()
         out = self.engine.generate(prompts, n=n, temperature=temperature, top_p=top_p,
-                                   max_new_tokens=max_new_tokens, stop=stop, seed=seed, logprobs=logprobs)
+                                   max_new_tokens=max_new_tokens, stop=stop,
+                                   seed=None if seed is None else seed + seed_offset, logprobs=logprobs)
         self.busy_s += time.perf_counter() - t
         return out
 

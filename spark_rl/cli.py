@@ -20,6 +20,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "eval-prm": ("spark_rl.commands.eval_prm", "ProcessBench-style evaluation of reward models"),
     "train-rl": ("spark_rl.commands.train_rl", "GRPO training (RLVR or PRM rewards) on Ray actor groups"),
     "eval": ("spark_rl.commands.eval", "greedy pass@1, pass@k and maj@k of a model on a dataset"),
+    "ctl": ("spark_rl.commands.ctl", "control a running train-rl job: scale actor groups, swap the reward, status"),
+    "chaos": ("spark_rl.commands.chaos", "fault injection: a run with random worker kills vs a clean run, compared"),
     "bench": ("spark_rl.commands.bench", "benchmarks: rollout throughput (actor vs bare engine), weight sync"),
 }
 

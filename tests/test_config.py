@@ -68,10 +68,9 @@ def test_every_shipped_config_loads_and_validates():
     from spark_rl.trainer.config import RLConfig
 
     root = Path(__file__).resolve().parents[1] / "configs"
+    from spark_rl.pipelines.demo import DemoConfig
     from spark_rl.prm.evaluate import EvalPRMConfig
     from spark_rl.prm.train import TrainPRMConfig
-
-    from spark_rl.pipelines.demo import DemoConfig
 
     kinds = {"bootstrap": BootstrapConfig, "synthesize": SynthesizeConfig, "rl": RLConfig,
              "train_prm": TrainPRMConfig, "eval_prm": EvalPRMConfig, "demo": DemoConfig}

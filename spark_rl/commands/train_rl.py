@@ -51,19 +51,19 @@ def run(args) -> int:
     from spark_rl.config import save_resolved
     from spark_rl.trainer.data import build_problems
     from spark_rl.trainer.grpo import GRPOTrainer
+    from spark_rl.trainer.supervisor import fit_supervised
 
     cfg = resolve_config(args)
     policy = policy_path(cfg)
     train, evalset = build_problems(cfg.data)
     save_resolved(cfg, cfg.run.output_dir)
     init_ray(cfg.cluster)
-    trainer = GRPOTrainer(cfg, policy, train, evalset)
-    try:
-        if args.resume and not trainer.resume(args.resume):
-            print(f"train-rl: no checkpoint in {args.resume}/checkpoints; starting from step 0")
-        history = trainer.fit(progress=not args.no_progress)
-    finally:
-        trainer.shutdown()
+    if args.resume and not (Path(args.resume) / "checkpoints" / "latest").exists() \
+            and not (Path(args.resume) / "state").is_dir():
+        print(f"train-rl: no checkpoint in {args.resume}/checkpoints; starting from step 0")
+    # a dead learner rank: rebuild and resume from the latest checkpoint (elastic.learner_restarts times)
+    history, trainer = fit_supervised(lambda: GRPOTrainer(cfg, policy, train, evalset), cfg.elastic.learner_restarts,
+                                      progress=not args.no_progress, resume=args.resume)
     evals = [h for h in history if "eval/accuracy" in h]
     summary = {"run_dir": cfg.run.output_dir, "policy": policy, "steps": trainer.step}
     if evals:

@@ -132,6 +132,107 @@ class GRPOSection:
         require(self.temperature >= 0, "temperature", "must be >= 0")
 
 
+ELASTIC_GROUPS = ("rollout", "reward", "reference")
+
+
+@dataclass
+class ScheduleEntry:
+    """One planned change (issue #8), e.g. `{step: 3, rollout: 2}` or `{step: 5, reward: random}`.
+    `step` is the first step that runs with the change."""
+
+    step: int = 1
+    rollout: int | None = None          # rollout workers
+    reward_workers: int | None = None   # reward workers
+    reference: int | None = None        # reference workers (not when colocated with the learner)
+    reward: str | None = None           # swap the reward group to this kind
+    reward_overrides: list[str] = field(default_factory=list)   # with `reward`: e.g. ["prm.model_path=DIR"]
+
+    def validate(self) -> None:
+        require(self.step >= 1, "step", f"must be >= 1, got {self.step}")
+        for key in ("rollout", "reward_workers", "reference"):
+            v = getattr(self, key)
+            require(v is None or v >= 1, key, f"must be >= 1, got {v}")
+        require(any(getattr(self, k) is not None for k in ("rollout", "reward_workers", "reference", "reward")),
+                "step", f"schedule entry at step {self.step} changes nothing (give rollout, reward_workers, "
+                        "reference or reward)")
+        require(not self.reward_overrides or self.reward is not None, "reward_overrides", "needs `reward`")
+        if self.reward is not None:
+            derive_reward_section(RewardSection(), self.reward, self.reward_overrides)
+
+
+@dataclass
+class KillAt:
+    step: int = 1
+    group: str = "rollout"              # its first call in that step loses a worker (rollout: during generation)
+
+
+@dataclass
+class ChaosSection:
+    """Fault injection (`spark-rl chaos`, tests): kill in-flight non-learner workers, at random
+    (`kill_prob`) and/or at given steps (`kill_at`, e.g. [{step: 4, group: reward}])."""
+
+    kill_prob: float = 0.0              # per group call: chance to kill one worker holding a shard
+    seed: int = 0
+    groups: list[str] = field(default_factory=lambda: list(ELASTIC_GROUPS))
+    max_kills: int = 8                  # random kills over the run (keep below elastic.max_replacements)
+    kill_at: list[KillAt] = field(default_factory=list)   # steps listed here get only these kills
+
+    @property
+    def active(self) -> bool:
+        return self.kill_prob > 0 or bool(self.kill_at)
+
+    def validate(self) -> None:
+        require(0.0 <= self.kill_prob <= 1.0, "kill_prob", f"must be in [0, 1], got {self.kill_prob}")
+        for g in self.groups:
+            require_choice(g, "groups", set(ELASTIC_GROUPS))
+        require(self.max_kills >= 0, "max_kills", "must be >= 0")
+        for i, k in enumerate(self.kill_at):
+            require(k.step >= 1, f"kill_at[{i}].step", "must be >= 1")
+            require_choice(k.group, f"kill_at[{i}].group", set(ELASTIC_GROUPS))
+
+
+@dataclass
+class ElasticSection:
+    control: bool = True                # poll RUN_DIR/control/ for `spark-rl ctl` commands between steps
+    schedule: list[ScheduleEntry] = field(default_factory=list)
+    health_check: bool = True           # between steps: drop dead workers, restart to the target size
+    replace_timeout_s: float = 120.0    # a new/replacement worker not up by then: go on without it (pending)
+    max_replacements: int = 16          # per group over the run; more deaths fail the run
+    learner_restarts: int = 2           # a dead learner rank: rebuild + resume from the last checkpoint
+    chaos: ChaosSection = field(default_factory=ChaosSection)
+
+    def validate(self) -> None:
+        require(self.replace_timeout_s >= 0, "replace_timeout_s", "must be >= 0")
+        require(self.max_replacements >= 0, "max_replacements", "must be >= 0")
+        require(self.learner_restarts >= 0, "learner_restarts", "must be >= 0")
+        from spark_rl.config.loader import validate
+
+        for i, entry in enumerate(self.schedule):
+            validate(entry, f"schedule[{i}].")
+
+
+def derive_reward_section(base: RewardSection, kind: str, overrides: list[str] | None = None) -> RewardSection:
+    """`base` with another kind and dotted overrides relative to the reward section
+    (`prm.model_path=DIR`), validated; a bad key or value is a `ConfigError` naming it."""
+    from omegaconf import OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
+
+    from spark_rl.config import ConfigError
+    from spark_rl.config.loader import validate
+
+    merged = OmegaConf.structured(base)
+    for ov in [f"kind={kind}", *(overrides or [])]:
+        if "=" not in ov:
+            raise ConfigError(f"reward override {ov!r} is not of the form key=value")
+        try:
+            merged = OmegaConf.merge(merged, OmegaConf.from_dotlist([ov]))
+        except OmegaConfBaseException as e:
+            raise ConfigError(f"reward override {ov!r}: {str(e).splitlines()[0]}") from None
+    section = OmegaConf.to_object(merged)
+    validate(section, "reward.")
+    return section
+
+
 @dataclass
 class RLConfig:
     run: RunConfig = field(default_factory=RunConfig)
@@ -143,3 +244,4 @@ class RLConfig:
     learner: LearnerSection = field(default_factory=LearnerSection)
     reward: RewardSection = field(default_factory=RewardSection)
     grpo: GRPOSection = field(default_factory=GRPOSection)
+    elastic: ElasticSection = field(default_factory=ElasticSection)

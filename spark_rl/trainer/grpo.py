@@ -88,6 +88,10 @@ class GRPOTrainer:
                 "reference", lambda i: ReferenceWorker.options(**ref_opts(i)).remote(scfg, i), n_ref)
         self.reward = self._make_reward_group()
         self.tokenizer = None
+        self.last_batch = None
+        from spark_rl.trainer.elastic import ElasticController
+
+        self.elastic = ElasticController(self)   # scaling, reward swap, health checks between steps
 
     def _make_reward_group(self, section: RewardSection | None = None) -> ActorGroup:
         """The reward group a `RewardSection` describes (model-free rule/random workers, or PRM
@@ -124,6 +128,7 @@ class GRPOTrainer:
             samples = self.generate(problems, sample_seed(self.cfg.run.seed, self.step))
         with timer.section("reward"):
             reward_counts = self.score(problems, samples)
+        self.last_batch = problems, samples
         with timer.section("reference"):
             self.reference_logprobs(samples)
         advantages = group_advantages(samples, g.advantage)
@@ -150,7 +155,7 @@ class GRPOTrainer:
         g = self.cfg.grpo
         groups = self.rollout.map_shards("generate", [p.prompt for p in problems], n=g.group_size,
                                          temperature=g.temperature, top_p=g.top_p,
-                                         max_new_tokens=g.max_new_tokens, seed=seed)
+                                         max_new_tokens=g.max_new_tokens, seed=seed, offset_kwarg="seed_offset")
         samples = []
         for gi, completions in enumerate(groups):
             for c in completions:
@@ -205,10 +210,16 @@ class GRPOTrainer:
     def sync_weights(self, handles: list | None = None) -> dict:
         """Learner -> rollout workers (all of them, or the given new ones), then a parity probe."""
         g = self.cfg.grpo
-        targets = handles if handles is not None else self.rollout.workers
+        def push(targets):
+            return self.learner.push_weights(targets, bucket_bytes=g.sync_bucket_mb << 20, version=self.weights_version)
+
         if handles is None:
             self.weights_version += 1
-        stats = self.learner.push_weights(targets, bucket_bytes=g.sync_bucket_mb << 20, version=self.weights_version)
+            stats = self.rollout.with_live_workers(push)   # a worker that died meanwhile is replaced, not fatal
+            targets = self.rollout.workers
+        else:
+            targets = handles
+            stats = push(targets)
         stats["parity"] = self.parity(targets[0]) if g.parity_check else None
         if stats["parity"] is not None and stats["parity"] > g.parity_tolerance:
             raise RuntimeError(f"weight sync parity check failed: max |logprob diff| {stats['parity']:.2e} "
@@ -296,7 +307,9 @@ class GRPOTrainer:
         bar = tqdm(total=g.steps, initial=self.step, desc="grpo", disable=not progress, dynamic_ncols=True)
         while self.step < g.steps:
             t = time.perf_counter()
+            self.elastic.before_step()
             m = self.train_step()
+            m.update(self.elastic.step_metrics())
             if g.eval_every and (self.step % g.eval_every == 0 or self.step == g.steps):
                 m.update(self.evaluate())
             if g.checkpoint_every and (self.step % g.checkpoint_every == 0 or self.step == g.steps):
@@ -304,10 +317,12 @@ class GRPOTrainer:
             m["time/wall_s"] = time.perf_counter() - t
             self.metrics.write(self.step, m)
             history.append({"step": self.step, **m})
+            self.elastic.write_status()
             bar.update(1)
             bar.set_postfix(reward=f"{m['reward/mean']:.3f}", acc=f"{m['rollout/accuracy']:.3f}",
                             kl=f"{m.get('train/kl', 0.0):.4f}", len=f"{m['rollout/response_len']:.0f}")
         bar.close()
+        self.elastic.write_status("finished")
         (self.run_dir / "final.json").write_text(json.dumps(history[-1] if history else {}, indent=1))
         if self.cfg.run.export_final:
             self.learner.export_hf(str(self.run_dir / "final_policy"))
