@@ -18,6 +18,28 @@ def test_policy_examples_slip_share_and_exactness():
     assert policy_examples(problems[:50], 0.25, 0) == policy_examples(problems[:50], 0.25, 0)
 
 
+def test_lazy_teacher_stops_long_problems_one_step_early():
+    from spark_rl.formats import split_steps
+
+    problems = DomainConfig().problems(2000, 0)
+    plain = policy_examples(problems, 0.25, 0)
+    lazy = policy_examples(problems, 0.25, 0, lazy_share=0.7, lazy_min_ops=4)
+    assert policy_examples(problems, 0.25, 0, lazy_share=0.0) == plain     # the knob off changes nothing
+    long_ = [i for i, p in enumerate(problems) if len(p.ops) >= 4]
+    assert long_ and len(long_) < len(problems)
+    share = sum(lazy[i].kind == "lazy" for i in long_) / len(long_)
+    assert 0.65 < share < 0.75, share
+    for i, (p, e) in enumerate(zip(problems, lazy)):
+        if e.kind != "lazy":
+            assert e == plain[i]           # short problems and the unlucky 30% keep their solution
+            continue
+        assert len(p.ops) >= 4
+        check = check_solution(p, e.response)
+        assert len(split_steps(e.response).steps) == len(p.ops) - 1 and not check.complete
+        assert check.answer == str(p.values[-2])        # boxes the last result it has (right only by luck)
+        assert check.answer_correct == (p.values[-2] == p.answer)
+
+
 def test_verifier_traces_parse_back_to_exact_labels_without_noise():
     problems = DomainConfig().problems(300, 1)
     for e in verifier_examples(problems, share_correct=0.4, label_noise=0.0, seed=0):

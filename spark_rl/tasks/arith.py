@@ -99,6 +99,13 @@ def reference_solution(p: ArithProblem) -> str:
     return format_steps([(vals[i], op, b, vals[i + 1]) for i, (op, b) in enumerate(p.ops)], p.answer)
 
 
+def early_stop_solution(p: ArithProblem) -> str:
+    """A solution that stops one operation short and boxes the intermediate result."""
+    vals = p.values
+    n = len(p.ops) - 1
+    return format_steps([(vals[i], op, b, vals[i + 1]) for i, (op, b) in enumerate(p.ops[:n])], vals[n])
+
+
 def parse_equation(step: str) -> tuple[int, str, int, int] | None:
     m = _EQ.search(step)
     if not m:

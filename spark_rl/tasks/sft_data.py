@@ -18,6 +18,7 @@ from spark_rl.tasks.arith import (
     ERROR_KINDS,
     ArithProblem,
     check_solution,
+    early_stop_solution,
     inject_error,
     policy_prompt,
     reference_solution,
@@ -34,16 +35,26 @@ class SFTExample:
     kind: str = ""      # "clean", an error kind, "noisy" ... (for data statistics)
 
 
-def policy_examples(problems: list[ArithProblem], slip_share: float, seed: int) -> list[SFTExample]:
+def policy_examples(problems: list[ArithProblem], slip_share: float, seed: int, lazy_share: float = 0.0,
+                    lazy_min_ops: int = 4) -> list[SFTExample]:
+    """The policy's SFT data: reference solutions, `slip_share` of them with an injected error, and
+    a lazy-teacher habit: on problems with `lazy_min_ops`+ operations, `lazy_share` of the solutions
+    stop one step early and box the intermediate result. Above 0.5 the habit is the policy's mode
+    (greedy decoding stops early on long problems) while sampling still finishes them often: the
+    kind of learned-but-wrong behaviour an outcome reward can train away (the demo's RL headroom)."""
     rng = random.Random(seed)
+    lazy_rng = random.Random(seed + 1)     # a separate stream: lazy_share=0 leaves the data unchanged
     out = []
     for p in problems:
         if rng.random() < slip_share:
             kind = rng.choice(ERROR_KINDS)
             text, _ = inject_error(p, kind, rng)
-            out.append(SFTExample(policy_prompt(p), text, kind))
+            ex = SFTExample(policy_prompt(p), text, kind)
         else:
-            out.append(SFTExample(policy_prompt(p), reference_solution(p), "clean"))
+            ex = SFTExample(policy_prompt(p), reference_solution(p), "clean")
+        if lazy_share and len(p.ops) >= lazy_min_ops and lazy_rng.random() < lazy_share:
+            ex = SFTExample(ex.prompt, early_stop_solution(p), "lazy")
+        out.append(ex)
     return out
 
 

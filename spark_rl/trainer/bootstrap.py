@@ -47,10 +47,14 @@ class SFTConfig:
 @dataclass
 class PolicyBootstrap(SFTConfig):
     slip_share: float = 0.25        # share of SFT solutions with an injected error
+    lazy_share: float = 0.0         # share of long problems' solutions that stop one step early
+    lazy_min_ops: int = 4           # "long": at least this many operations
 
     def validate(self) -> None:
         super().validate()
         require(0.0 <= self.slip_share < 1.0, "slip_share", "must be in [0, 1)")
+        require(0.0 <= self.lazy_share < 1.0, "lazy_share", "must be in [0, 1)")
+        require(self.lazy_min_ops >= 2, "lazy_min_ops", "must be >= 2 (an early stop needs a step to skip)")
 
 
 @dataclass
@@ -219,7 +223,8 @@ def sft_examples(name: str, cfg: BootstrapConfig) -> list[SFTExample]:
     seed = cfg.model_seed(name)
     problems = cfg.domain.problems(cfg.section(name).train_problems, seed)
     if name == "policy":
-        return policy_examples(problems, cfg.policy.slip_share, seed)
+        pol = cfg.policy
+        return policy_examples(problems, pol.slip_share, seed, pol.lazy_share, pol.lazy_min_ops)
     v = cfg.verifier
     n_meta = round(len(problems) * v.meta_share)
     # the verification traces come from the same problems as before meta-critique existed (a prefix)
