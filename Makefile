@@ -29,7 +29,7 @@ demo: setup
 
 # pytest exit 5 means "no tests collected": not a failure of the suite itself.
 test: setup
-	DS_ACCELERATOR=cpu $(PY) -m pytest -q -p no:cacheprovider $(PYTEST_ARGS); rc=$$?; [ $$rc -eq 5 ] && exit 0; exit $$rc
+	DS_ACCELERATOR=cpu $(PY) -m pytest -q -p no:cacheprovider --durations=15 $(PYTEST_ARGS); rc=$$?; [ $$rc -eq 5 ] && exit 0; exit $$rc
 
 test-fast: setup
 	$(PY) -m pytest -q -m "not integration" $(PYTEST_ARGS)

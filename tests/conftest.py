@@ -35,6 +35,29 @@ def ray_session():
 EASY = dict(min_ops=1, max_ops=2)   # a short bootstrap gets these partly right: rewards and verdicts vary
 
 
+def tiny_rl_config(out_dir, steps: int, prompts: int = 4, group_size: int = 4, max_new_tokens: int = 64,
+                   eval_size: int = 16, checkpoint_every: int = 2, colocate: bool = False):
+    """An `RLConfig` for GRPO tests on the tiny models: the easy domain, small engines, no
+    TensorBoard or export; callers change what their test is about."""
+    from actors.cluster import ClusterConfig
+    from spark_rl.tasks.domain import DomainConfig
+    from spark_rl.trainer.config import RLConfig
+
+    cfg = RLConfig()
+    cfg.run.output_dir, cfg.run.tensorboard, cfg.run.export_final = str(out_dir), False, False
+    cfg.cluster = ClusterConfig(num_cpus=8, log_to_driver=False)
+    cfg.data.domain = DomainConfig(**EASY)
+    cfg.data.train_size, cfg.data.eval_size = 64, eval_size
+    cfg.rollout.engine.max_model_len = 256
+    cfg.reference.colocate_with_learner = colocate
+    cfg.reference.resources.num_cpus = 0.5
+    cfg.learner.engine.lr, cfg.learner.engine.micro_batch_size = 5e-4, 8
+    g = cfg.grpo
+    g.steps, g.prompts_per_step, g.group_size, g.max_new_tokens = steps, prompts, group_size, max_new_tokens
+    g.eval_every, g.eval_max_new_tokens, g.checkpoint_every = 0, 64, checkpoint_every
+    return cfg
+
+
 def _easy_bootstrap(tmp_path_factory, build):
     from spark_rl.tasks.domain import DomainConfig
     from spark_rl.trainer.bootstrap import BootstrapConfig, PolicyBootstrap, VerifierBootstrap, bootstrap

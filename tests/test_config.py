@@ -80,3 +80,14 @@ def test_every_shipped_config_loads_and_validates():
         cls = next((c for k, c in kinds.items() if path.stem.startswith(k)), None)
         assert cls is not None, f"{path}: no config class known for this file name"
         load_config(cls, path)
+
+
+def test_prm_students_start_from_a_named_bootstrap_model():
+    from pathlib import Path
+
+    from spark_rl.prm.train import TrainPRMConfig
+
+    root = Path(__file__).resolve().parents[1] / "configs" / "demo" / "train_prm.yaml"
+    assert load_config(TrainPRMConfig, root, ["init_from=verifier"]).init_from == "verifier"
+    with pytest.raises(ConfigError, match="init_from"):
+        load_config(TrainPRMConfig, root, ["init_from=teacher"])

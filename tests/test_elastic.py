@@ -16,25 +16,11 @@ P, G, STEPS = 3, 2, 20   # prompts per step, samples per prompt, steps of the el
 
 
 def _cfg(out_dir, steps, **grpo):
-    from conftest import EASY
+    from conftest import tiny_rl_config
 
-    from actors.cluster import ClusterConfig
-    from spark_rl.tasks.domain import DomainConfig
-    from spark_rl.trainer.config import RLConfig
-
-    cfg = RLConfig()
-    cfg.run.output_dir, cfg.run.tensorboard, cfg.run.export_final = str(out_dir), False, False
-    cfg.cluster = ClusterConfig(num_cpus=8, log_to_driver=False)
-    cfg.data.domain = DomainConfig(**EASY)
-    cfg.data.train_size, cfg.data.eval_size = 64, 0
-    cfg.rollout.engine.max_model_len = 256
-    cfg.reference.resources.num_cpus = 0.5
-    cfg.learner.engine.lr, cfg.learner.engine.micro_batch_size = 5e-4, 8
-    g = cfg.grpo
-    g.steps, g.prompts_per_step, g.group_size, g.max_new_tokens = steps, P, G, 8
-    g.eval_every, g.checkpoint_every = 0, 0
+    cfg = tiny_rl_config(out_dir, steps, prompts=P, group_size=G, max_new_tokens=8, eval_size=0, checkpoint_every=0)
     for k, v in grpo.items():
-        setattr(g, k, v)
+        setattr(cfg.grpo, k, v)
     return cfg
 
 

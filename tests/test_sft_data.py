@@ -49,6 +49,22 @@ def test_verifier_traces_parse_back_to_exact_labels_without_noise():
         assert e.kind == "clean" or e.kind == "skipped_step" or not all(v.step_labels)
 
 
+def test_verifier_learns_that_stopping_early_is_an_error():
+    problems = DomainConfig().problems(1000, 2)
+    plain = verifier_examples(problems, share_correct=0.4, label_noise=0.0, seed=0)
+    assert verifier_examples(problems, 0.4, 0.0, 0, stopped_early_share=0.0) == plain
+    ex = verifier_examples(problems, 0.4, 0.0, 0, stopped_early_share=0.25)
+    early = [e for e in ex if e.kind == "stopped_early"]
+    erroneous = [e for e in plain if e.kind != "clean"]
+    assert 0.2 < len(early) / len(erroneous) < 0.3
+    assert sum(e.kind == "clean" for e in ex) == sum(e.kind == "clean" for e in plain)   # share_correct kept
+    for e in early:
+        v = parse_verification(e.response)
+        assert v.ok and v.final is False
+        assert v.step_labels[:-1] == [True] * (len(v.step_labels) - 1) and v.step_labels[-1] is False
+        assert "solution stops after" in e.response
+
+
 def test_label_noise_rate_and_shape():
     problems = DomainConfig().problems(2000, 2)
     ex = verifier_examples(problems, share_correct=0.4, label_noise=0.2, seed=0)

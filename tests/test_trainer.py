@@ -8,25 +8,9 @@ pytestmark = pytest.mark.integration
 
 
 def _cfg(out_dir, steps, colocate=False):
-    from conftest import EASY
+    from conftest import tiny_rl_config
 
-    from actors.cluster import ClusterConfig
-    from spark_rl.tasks.domain import DomainConfig
-    from spark_rl.trainer.config import RLConfig
-
-    cfg = RLConfig()
-    cfg.run.output_dir, cfg.run.tensorboard, cfg.run.export_final = str(out_dir), False, False
-    cfg.cluster = ClusterConfig(num_cpus=8, log_to_driver=False)
-    cfg.data.domain = DomainConfig(**EASY)
-    cfg.data.train_size, cfg.data.eval_size = 64, 16
-    cfg.rollout.engine.max_model_len = 256
-    cfg.reference.colocate_with_learner = colocate
-    cfg.reference.resources.num_cpus = 0.5
-    cfg.learner.engine.lr, cfg.learner.engine.micro_batch_size = 5e-4, 8
-    g = cfg.grpo
-    g.steps, g.prompts_per_step, g.group_size, g.max_new_tokens = steps, 4, 4, 64
-    g.eval_every, g.eval_max_new_tokens, g.checkpoint_every = 0, 64, 2
-    return cfg
+    return tiny_rl_config(out_dir, steps, colocate=colocate)
 
 
 def _fit(cfg, policy, resume=None):

@@ -63,8 +63,24 @@ def _configure_vllm_env(cfg: GeneratorConfig) -> None:
     os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING")
 
 
+class _RotaryReloadFilter(logging.Filter):
+    """vLLM's layerwise reload warns "RotaryEmbedding: Failed to load weights" on every reload: a
+    rotary layer has a cos/sin cache but no checkpoint weights, and vLLM restores the cache (no
+    harm done). One line per weight sync per worker drowns the logs, so it is dropped."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (record.getMessage().startswith("RotaryEmbedding: Failed to load weights"))
+
+
+def _quiet_rotary_reload_warning() -> None:
+    logger = logging.getLogger("vllm.model_executor.model_loader.reload.layerwise")
+    if not any(isinstance(f, _RotaryReloadFilter) for f in logger.filters):
+        logger.addFilter(_RotaryReloadFilter())
+
+
 def _reload_worker_weights(worker, named_tensors: list[tuple[str, torch.Tensor]]) -> None:
     """Runs inside the vLLM worker: reload every tensor in checkpoint (HF) format, in place."""
+    _quiet_rotary_reload_warning()
     worker.model_runner.reload_weights(weights_iterator=iter(named_tensors), is_checkpoint_format=True)
 
 

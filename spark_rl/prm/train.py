@@ -57,12 +57,19 @@ class PRMTrainSection:
 class TrainPRMConfig:
     output_dir: str = "runs/demo/prm"
     seed: int = 0
-    init_model: str = ""                # empty: the bootstrap's policy (a base that knows the domain)
+    init_model: str = ""                # a model folder; empty: the bootstrap's model named by `init_from`
+    # which bootstrapped model the students start from when init_model is empty: "policy" (a base
+    # that knows the domain, as the paper's instruct base) or "verifier" (already writes
+    # verifications: the student distils the verifier's aggregated verdicts into one pass)
+    init_from: str = "policy"
     bootstrap_config: str = "configs/demo/bootstrap.yaml"
     cluster: ClusterConfig = field(default_factory=lambda: ClusterConfig(num_cpus=8, log_to_driver=False))
     data: PRMDataSection = field(default_factory=PRMDataSection)
     train: PRMTrainSection = field(default_factory=PRMTrainSection)
     learner: LearnerSection = field(default_factory=LearnerSection)
+
+    def validate(self) -> None:
+        require_choice(self.init_from, "init_from", {"policy", "verifier"})
 
 
 # ---- pure data handling ----------------------------------------------------------------------
@@ -182,8 +189,8 @@ def resolve_init(cfg: TrainPRMConfig) -> str:
     from spark_rl.trainer.bootstrap import BootstrapConfig, bootstrap
 
     bcfg = load_config(BootstrapConfig, cfg.bootstrap_config)
-    bcfg.build = ["policy"]
-    return str(bootstrap(bcfg).policy)
+    bcfg.build = [cfg.init_from]
+    return str(getattr(bootstrap(bcfg), cfg.init_from))
 
 
 def train_prm(cfg: TrainPRMConfig, progress: bool = True) -> dict:

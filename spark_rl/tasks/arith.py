@@ -228,6 +228,8 @@ def step_analyses(p: ArithProblem, steps: list[str], answer: str | None = None) 
         else:
             out.append(f"{a} {op} {b} = {c} is right.")
             prev = c
-    if out and not broken and answer is not None and answer.strip() != str(prev):
+    if out and not broken and len(steps) < len(p.ops):
+        out[-1] = f"It is right, but the problem has {len(p.ops)} operations and the solution stops after {len(steps)}."
+    elif out and not broken and answer is not None and answer.strip() != str(prev):
         out[-1] = f"The result is {prev}, but the final answer says {answer.strip()}."
     return out

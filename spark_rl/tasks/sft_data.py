@@ -97,12 +97,24 @@ def _mistaken(labels: list[bool], analyses: list[str], rng: random.Random) -> tu
                  for a, old, ok in zip(analyses, labels, new)]
 
 
+def _maybe_stopped_early(p: ArithProblem, solution: str, kind: str, share: float,
+                         rng: random.Random) -> tuple[str, str]:
+    """With probability `share`, an erroneous solution (of a 2+ operation problem) becomes one that
+    stops a step early instead: what a lazy policy writes, so the verifier learns to count
+    operations. Correct solutions stay as they are (`share_correct` keeps its meaning)."""
+    if share and kind != "clean" and len(p.ops) >= 2 and rng.random() < share:
+        return early_stop_solution(p), "stopped_early"
+    return solution, kind
+
+
 def verifier_examples(problems: list[ArithProblem], share_correct: float, label_noise: float,
-                      seed: int) -> list[SFTExample]:
+                      seed: int, stopped_early_share: float = 0.0) -> list[SFTExample]:
     rng = random.Random(seed)
+    early_rng = random.Random(seed + 2)     # a separate stream: share 0 leaves the data unchanged
     out = []
     for p in problems:
-        solution, kind = _graded_solution(p, share_correct, rng)
+        solution, kind = _maybe_stopped_early(p, *_graded_solution(p, share_correct, rng), stopped_early_share,
+                                              early_rng)
         steps, labels, final, analyses, shown = verification_target(p, solution)
         if not steps:
             continue
@@ -115,7 +127,8 @@ def verifier_examples(problems: list[ArithProblem], share_correct: float, label_
 
 
 def meta_critique_examples(problems: list[ArithProblem], share_correct: float, mistake_share: float,
-                           ignored_critique_share: float, seed: int) -> list[SFTExample]:
+                           ignored_critique_share: float, seed: int,
+                           stopped_early_share: float = 0.0) -> list[SFTExample]:
     """Two examples per problem for the sequential-scaling passes of the verifier:
     * critique: (verification with a grading mistake in `mistake_share` of cases) -> the list of
       its faults against the exact labels, or "No issues found.";
@@ -124,9 +137,11 @@ def meta_critique_examples(problems: list[ArithProblem], share_correct: float, m
       and the target keeps the verification as it is: merge applies the critique, it does not regrade.
     """
     rng = random.Random(seed)
+    early_rng = random.Random(seed + 2)
     out = []
     for p in problems:
-        solution, _ = _graded_solution(p, share_correct, rng)
+        solution, _ = _maybe_stopped_early(p, *_graded_solution(p, share_correct, rng), stopped_early_share,
+                                           early_rng)
         steps, labels, final, analyses, shown = verification_target(p, solution)
         if not steps:
             continue

@@ -67,11 +67,12 @@ class VerifierBootstrap(SFTConfig):
     meta_share: float = 0.3
     meta_mistake_share: float = 0.5     # critiqued verifications that carry a grading mistake
     meta_ignored_critique: float = 0.15  # merge examples whose critique says nothing (merge keeps the text)
+    stopped_early_share: float = 0.0    # erroneous graded solutions that stop one operation short instead
 
     def validate(self) -> None:
         super().validate()
         require(0.0 <= self.label_noise < 1.0, "label_noise", "must be in [0, 1)")
-        for name in ("meta_share", "meta_mistake_share", "meta_ignored_critique"):
+        for name in ("meta_share", "meta_mistake_share", "meta_ignored_critique", "stopped_early_share"):
             require(0.0 <= getattr(self, name) <= 1.0, name, "must be in [0, 1]")
 
 
@@ -185,7 +186,8 @@ def evaluate_verifier(model_dir: Path, cfg: BootstrapConfig, n: int = 100) -> di
     from spark_rl.engines.generator import Generator, GeneratorConfig
     from spark_rl.formats.verification import parse_verification
     problems = cfg.domain.problems(n, cfg.eval_seed() + 1)
-    examples = verifier_examples(problems, cfg.verifier.share_correct, 0.0, cfg.eval_seed())
+    v = cfg.verifier
+    examples = verifier_examples(problems, v.share_correct, 0.0, cfg.eval_seed(), v.stopped_early_share)
     gen = Generator(GeneratorConfig(model_path=str(model_dir), max_model_len=1024))
 
     def first_error_hits(texts: list[str], truths: list[str]) -> tuple[int, int]:
@@ -201,8 +203,8 @@ def evaluate_verifier(model_dir: Path, cfg: BootstrapConfig, n: int = 100) -> di
     hit, parsed = first_error_hits([o.text for o in outs], [e.response for e in examples])
     res = {"first_error_accuracy": hit / max(1, len(examples)), "parsed_share": parsed / max(1, len(examples)),
            "n": len(examples)}
-    if cfg.verifier.meta_share > 0:
-        meta = meta_critique_examples(problems, cfg.verifier.share_correct, 0.5, 0.0, cfg.eval_seed() + 2)
+    if v.meta_share > 0:
+        meta = meta_critique_examples(problems, v.share_correct, 0.5, 0.0, cfg.eval_seed() + 2, v.stopped_early_share)
         crit, merge = meta[0::2], meta[1::2]
         truths = [m.response for m in merge]           # with an exact critique, merge yields the exact labels
         given = [m.prompt.split("Teacher Verification:\n")[1].split("\nCritique:")[0] for m in merge]
@@ -228,10 +230,11 @@ def sft_examples(name: str, cfg: BootstrapConfig) -> list[SFTExample]:
     v = cfg.verifier
     n_meta = round(len(problems) * v.meta_share)
     # the verification traces come from the same problems as before meta-critique existed (a prefix)
-    out = verifier_examples(problems[:len(problems) - n_meta], v.share_correct, v.label_noise, seed)
+    out = verifier_examples(problems[:len(problems) - n_meta], v.share_correct, v.label_noise, seed,
+                            v.stopped_early_share)
     if n_meta:
         out += meta_critique_examples(problems[len(problems) - n_meta:], v.share_correct, v.meta_mistake_share,
-                                      v.meta_ignored_critique, seed + 7)
+                                      v.meta_ignored_critique, seed + 7, v.stopped_early_share)
         random.Random(seed).shuffle(out)
     return out
 
