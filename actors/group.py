@@ -15,7 +15,6 @@ happened; `take_stats()` hands the driver the counts since its last call (per-st
 from __future__ import annotations
 
 import logging
-import random
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -408,9 +407,6 @@ class ActorGroup:
         st, self._stats = self._stats, self._empty_stats()
         return {**{k: v for k, v in st.items() if k != "workers_used"}, "workers_used": len(st["workers_used"]),
                 "size": self.size, "pending": len(self.pending), "replaced_total": self.ledger.replaced_workers}
-
-    def random_worker(self, rng: random.Random) -> Any | None:
-        return rng.choice(self._workers).handle if self._workers else None
 
 
 def kill_and_wait(handle: Any, timeout_s: float = 60.0) -> None:

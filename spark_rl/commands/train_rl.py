@@ -58,9 +58,7 @@ def run(args) -> int:
     train, evalset = build_problems(cfg.data)
     save_resolved(cfg, cfg.run.output_dir)
     init_ray(cfg.cluster)
-    if args.resume and not (Path(args.resume) / "checkpoints" / "latest").exists() \
-            and not (Path(args.resume) / "state").is_dir():
-        print(f"train-rl: no checkpoint in {args.resume}/checkpoints; starting from step 0")
+    # a missing checkpoint in --resume is logged by fit_supervised (the run starts from step 0);
     # a dead learner rank: rebuild and resume from the latest checkpoint (elastic.learner_restarts times)
     history, trainer = fit_supervised(lambda: GRPOTrainer(cfg, policy, train, evalset), cfg.elastic.learner_restarts,
                                       progress=not args.no_progress, resume=args.resume)

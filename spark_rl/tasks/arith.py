@@ -94,16 +94,19 @@ def format_steps(equations: list[tuple[int, str, int, int]], answer: int | str) 
     return "\n".join(lines + [f"<answer>\\boxed{{{answer}}}</answer>"])
 
 
-def reference_solution(p: ArithProblem) -> str:
+def _exact_steps(p: ArithProblem, n_ops: int, answer: int) -> str:
+    """The first `n_ops` operations worked exactly, then `answer` boxed."""
     vals = p.values
-    return format_steps([(vals[i], op, b, vals[i + 1]) for i, (op, b) in enumerate(p.ops)], p.answer)
+    return format_steps([(vals[i], op, b, vals[i + 1]) for i, (op, b) in enumerate(p.ops[:n_ops])], answer)
+
+
+def reference_solution(p: ArithProblem) -> str:
+    return _exact_steps(p, len(p.ops), p.answer)
 
 
 def early_stop_solution(p: ArithProblem) -> str:
     """A solution that stops one operation short and boxes the intermediate result."""
-    vals = p.values
-    n = len(p.ops) - 1
-    return format_steps([(vals[i], op, b, vals[i + 1]) for i, (op, b) in enumerate(p.ops[:n])], vals[n])
+    return _exact_steps(p, len(p.ops) - 1, p.values[len(p.ops) - 1])
 
 
 def parse_equation(step: str) -> tuple[int, str, int, int] | None:

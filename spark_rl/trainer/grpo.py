@@ -49,6 +49,16 @@ def sample_seed(run_seed: int, step: int) -> int:
     return (run_seed * 1_000_003 + step * 7919) % (2**31 - 1)
 
 
+def checkpoint_path(source: str | Path) -> Path | None:
+    """The checkpoint `source` names: a checkpoint folder itself (`RUN/checkpoints/step_000010`)
+    or a run folder (its latest checkpoint); None when the run has none yet."""
+    src = Path(source)
+    if (src / "state").is_dir():
+        return src
+    latest = src / "checkpoints" / "latest"
+    return src / "checkpoints" / latest.read_text().strip() if latest.exists() else None
+
+
 class GRPOTrainer:
     def __init__(self, cfg: RLConfig, policy_path: str, train: list[Problem], evalset: list[Problem]):
         self.cfg = cfg
@@ -272,14 +282,9 @@ class GRPOTrainer:
         checkpoint folder (`RUN/checkpoints/step_000010`); default this run's folder. Restores
         learner, optimizer, scheduler, data position, RNG states and step counter, then syncs the
         rollout workers. False when the run folder has no checkpoint yet."""
-        src = Path(source or self.run_dir)
-        if (src / "state").is_dir():   # a checkpoint folder itself
-            path = src
-        else:
-            latest = src / "checkpoints" / "latest"
-            if not latest.exists():
-                return False
-            path = src / "checkpoints" / latest.read_text().strip()
+        path = checkpoint_path(source or self.run_dir)
+        if path is None:
+            return False
         state = self.learner.load_checkpoint(str(path))
         self.step = state["step"]
         self.weights_version = state["weights_version"]

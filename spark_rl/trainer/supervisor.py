@@ -12,12 +12,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from spark_rl.trainer.grpo import checkpoint_path
+
 log = logging.getLogger(__name__)
-
-
-def latest_checkpoint(run_dir: str | Path) -> str | None:
-    latest = Path(run_dir) / "checkpoints" / "latest"
-    return latest.read_text().strip() if latest.exists() else None
 
 
 def _learner_died(trainer, exc: BaseException) -> list[int]:
@@ -50,7 +47,7 @@ def fit_supervised(build: Callable[[], Any], max_restarts: int, progress: bool =
         try:
             if source is not None and not trainer.resume(source):
                 if attempt == 0:
-                    log.warning("no checkpoint in %s; starting from step 0", source)
+                    log.warning("no checkpoint in %s/checkpoints; starting from step 0", source)
                 trainer.metrics.truncate_after(-1)   # a restart from scratch redoes every step
             if on_trainer is not None:
                 on_trainer(trainer, attempt)
@@ -59,7 +56,8 @@ def fit_supervised(build: Callable[[], Any], max_restarts: int, progress: bool =
             dead = _learner_died(trainer, e)
             if not dead:
                 raise
-            ckpt = latest_checkpoint(run_dir)
+            ckpt_path = checkpoint_path(run_dir)
+            ckpt = ckpt_path.name if ckpt_path is not None else None
             if attempt >= max_restarts:
                 log.error("learner rank(s) %s died at step %d (%s); %d restart(s) used up: giving up",
                           dead, trainer.step, type(e).__name__, max_restarts)
