@@ -18,6 +18,9 @@ $(STAMP): pyproject.toml
 	# transformers model imports. Text-only vLLM runs without them.
 	$(PY) -m pip uninstall -y -q torchvision torchaudio torchcodec || true
 	$(PY) -c "import vllm, transformers, deepspeed, ray; from transformers import Qwen2ForCausalLM"
+	# DeepSpeed JIT-compiles its CPU shared-memory comm op on first use (~1 min, cached in
+	# ~/.cache/torch_extensions): build it here, so the demo's first learner does not pay for it.
+	DS_ACCELERATOR=cpu $(PY) -c "from deepspeed.comm.torch import build_shm_op; build_shm_op()"
 	touch $(STAMP)
 
 # The main job: `spark-rl demo` = bootstrap the tiny policy + verifier (cached) -> SPARK Stage 1

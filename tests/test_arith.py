@@ -62,7 +62,11 @@ def test_analyses_explain_the_error():
     from spark_rl.formats import extract_answer, split_steps
 
     notes = step_analyses(p, split_steps(text).steps, extract_answer(text))
-    assert "not" in notes[label] and all("right" in n for n in notes[:label])
+    assert "does not match" in notes[label] and all("It matches." in n for n in notes[:label])
+    # it recomputes before it judges: the error step shows the grader's own, right computation
+    vals = p.values
+    op, b = p.ops[label]
+    assert notes[label].startswith(f"{vals[label]} {op} {b} = {vals[label + 1]}; the step says")
 
 
 def test_synthetic_processbench_independent_recheck():

@@ -24,13 +24,12 @@ def _stage1_dir(root, n_problems=40):
     rows = {"step-consistency": [], "single": []}
     for p in DomainConfig(**EASY).problems(n_problems, 77):
         text = reference_solution(p) if rng.random() < 0.4 else inject_error(p, "arithmetic_slip", rng)[0]
-        steps, labels, final, analyses, shown = verification_target(p, text)
-        base = {"problem_id": p.id, "problem": p.question, "solution": shown, "steps": steps}
-        rows["step-consistency"].append({**base, "labels": labels, "final": final,
-                                         "target": render_verification(steps, labels, final, analyses)})
-        flipped = [not x for x in labels]
+        t = verification_target(p, text)
+        base = {"problem_id": p.id, "problem": p.question, "solution": t.shown, "steps": t.steps}
+        rows["step-consistency"].append({**base, "labels": t.labels, "final": t.final, "target": t.render()})
+        flipped = [not x for x in t.labels]
         rows["single"].append({**base, "labels": flipped, "final": all(flipped),
-                               "target": render_verification(steps, flipped, all(flipped))})
+                               "target": render_verification(t.steps, flipped, all(flipped))})
     for name, rs in rows.items():
         Dataset.from_list(rs).save_to_disk(str(root / name))
     return root

@@ -58,3 +58,13 @@ def test_model_entry_validation():
         PRMModel(name="x", path="/m", format="orm").validate()
     with pytest.raises(ValueError, match="mode"):
         PRMModel(name="x", path="/m", mode="judge").validate()
+
+
+def test_students_one_per_variant_and_format():
+    from spark_rl.prm.train import PRMDataSection, students
+
+    one = PRMDataSection(variants=["single", "step-consistency"])
+    assert students(one) == [("single", "single", "prm-cot"), ("step-consistency", "step-consistency", "prm-cot")]
+    two = PRMDataSection(variants=["single", "step-consistency"], formats=["prm-cot", "prm"])
+    assert students(two) == [("single", "single", "prm-cot"), ("step-consistency", "step-consistency", "prm-cot"),
+                             ("single.prm", "single", "prm"), ("step-consistency.prm", "step-consistency", "prm")]

@@ -62,14 +62,14 @@ def test_verifier_learns_that_stopping_early_is_an_error():
         v = parse_verification(e.response)
         assert v.ok and v.final is False
         assert v.step_labels[:-1] == [True] * (len(v.step_labels) - 1) and v.step_labels[-1] is False
-        assert "solution stops after" in e.response
+        assert f"Op {len(v.step_labels) + 1} is not done." in e.response
 
 
 def test_label_noise_rate_and_shape():
     problems = DomainConfig().problems(2000, 2)
     ex = verifier_examples(problems, share_correct=0.4, label_noise=0.2, seed=0)
     noisy = sum(e.kind == "noisy" for e in ex) / len(ex)
-    assert 0.14 < noisy < 0.22   # a few draws leave the labels unchanged
+    assert 0.08 < noisy < 0.16   # false alarms only (a draw that would miss an error, or changes nothing, is not used)
     rng = random.Random(0)
     for labels in ([True, True, False, False], [True, True, True], [False, False]):
         for _ in range(50):

@@ -142,6 +142,7 @@ def test_report_from_run_folders(tmp_path):
                              "rollout/response_len": 50.0, "hacking/steps_mean": 3.0, "hacking/steps_p10": 2.0,
                              "hacking/steps_p90": 4.0, "hacking/text_after_answer_share": 0.05 * s,
                              "hacking/multi_answer_block_share": 0.0, "hacking/single_step_share": 0.1,
+                             "prm/agreement": 0.5 + 0.05 * s, "prm/yes_precision": 0.6, "prm/yes_recall": 0.7,
                              **{f"time/{p}": 0.5 for p in ("generate_s", "reward_s", "reference_s", "train_s",
                                                            "sync_s", "overhead_s")}})
             rows[-1]["eval/accuracy"] = 0.4
@@ -150,7 +151,7 @@ def test_report_from_run_folders(tmp_path):
     text = path.read_text()
     for name in ("prm-cot-gate", "rlvr", "prm-cot-no-gate", "Stage 1", "Stage 2", "Stage 3"):
         assert name in text
-    for png in ("reward", "accuracy", "kl", "length_steps", "hacking", "step_time"):
+    for png in ("reward", "accuracy", "kl", "length_steps", "hacking", "step_time", "prm_agreement"):
         w, h = _png_size(tmp_path / "report" / f"{png}.png")
         assert w > 300 and h > 200
     data = json.loads((tmp_path / "report" / "report.json").read_text())
@@ -158,3 +159,35 @@ def test_report_from_run_folders(tmp_path):
     assert (row["acc_before"], row["acc_after"], row["reward"], row["gate"]) == (0.3, 0.4, "rlvr", "true")
     assert row["text_after_answer_share_first"] == pytest.approx(0.05)
     assert row["text_after_answer_share_last5"] == pytest.approx(0.15)
+    assert row["agreement_first"] == pytest.approx(0.55) and row["agreement_last5"] == pytest.approx(0.65)
+    assert "PRM agreement" in text
+
+
+def test_demo_live_view_reads_the_newest_progress_bar(tmp_path):
+    from spark_rl.pipelines.demo import latest_progress
+
+    log = tmp_path / "stage.log"
+    assert latest_progress(log) == ""                       # no log yet
+    log.write_text("starting ray\n")
+    assert latest_progress(log) == ""                       # no bar yet
+    bars = "".join(f"\rgrpo:  {5 * n}%|#   | {n}/20 [00:{n:02d}<00:{40 - 2 * n:02d}, 1.0it/s, reward=0.5]"
+                   for n in range(1, 8))
+    log.write_text("noise\n" + bars)
+    assert latest_progress(log) == "grpo 7/20 [00:07<00:26]"
+
+
+def test_demo_console_echo_is_the_real_command_line(tmp_path):
+    """`data.variants=[a,b]` printed through rich must keep its brackets (they are markup to rich)."""
+    from rich.console import Console
+
+    from spark_rl.pipelines.demo import Stage, run_stage
+
+    console = Console(record=True, width=400)
+    out = tmp_path / "pb=[a,b]"                             # brackets in the command line itself
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("x: 1\n")
+    argv = ["data", "arith-processbench", "--n", "4", "--seed", "0", "--out", str(out)]
+    stage = Stage("pb:[x]", argv, out, str(cfg))
+    run_stage(stage, "fp", tmp_path / "logs", console)
+    text = console.export_text()
+    assert "spark-rl " + " ".join(argv) in text and "pb:[x]" in text

@@ -164,7 +164,7 @@ class PRMReward:
 
         reqs = [prepare(x, self.use_gate) for x in batch]
         send = [i for i, r in enumerate(reqs) if needs_prm(self.variant, r, self.use_gate, self.variant_cfg)]
-        prompts = [eval_prompt(batch[i].problem, reqs[i].steps, self.cfg.format) for i in send]
+        prompts = [eval_prompt(batch[i].problem, reqs[i].steps, self.cfg.format, reqs[i].answer) for i in send]
         answers = dict(zip(send, self.completer.complete(prompts)))
         out = []
         for i, req in enumerate(reqs):

@@ -94,13 +94,15 @@ def _title(step: str, limit: int = 48) -> str:
 
 
 def render_verification(steps: list[str], labels: list[bool], final: bool,
-                        analyses: list[str] | None = None) -> str:
-    """The inverse of `parse_verification`: text in the exact verifier format."""
+                        analyses: list[str] | None = None, preamble: str | None = None) -> str:
+    """The inverse of `parse_verification`: text in the exact verifier format. A `preamble` (the
+    embedded verifier's list of the problem's operations) stands before the first step; the parser
+    ignores it."""
     if len(labels) != len(steps):
         raise ValueError(f"render_verification: {len(steps)} steps but {len(labels)} labels")
     if analyses is not None and len(analyses) != len(steps):
         raise ValueError(f"render_verification: {len(steps)} steps but {len(analyses)} analyses")
-    lines = []
+    lines = [preamble] if preamble else []
     for k, (step, ok) in enumerate(zip(steps, labels), start=1):
         analysis = analyses[k - 1] if analyses else ("The step follows and checks out." if ok
                                                       else "The step does not hold.")

@@ -1,5 +1,10 @@
 from spark_rl.metrics.passk import maj_at_k, majority_answer, mean_pass_at_k, pass_at_k
-from spark_rl.metrics.processbench import first_error_index, processbench_report, processbench_scores
+from spark_rl.metrics.processbench import (
+           f1_interval,
+           first_error_index,
+           processbench_report,
+           processbench_scores,
+)
 
-__all__ = ["first_error_index", "maj_at_k", "majority_answer", "mean_pass_at_k", "pass_at_k",
+__all__ = ["f1_interval", "first_error_index", "maj_at_k", "majority_answer", "mean_pass_at_k", "pass_at_k",
            "processbench_report", "processbench_scores"]

@@ -15,6 +15,17 @@ FORMAT_MARKERS = [
 ]
 
 
+VERIFIER_PHRASES = [
+    "Operations: (1) Add 3. (2) Subtract 4. (3) Multiply by 2. (4) Add 9.",
+    "## Step 1: Add 3", "## Step 2: Subtract 4", "## Step 3: Multiply by 2 (last step)",
+    "12 - 7 = 5; the step says 5. It matches.", "9 + 4 = 13; the step says 15. It does not match.",
+    "15 * 2 = 30; the step says 28. It builds on an earlier error.", "It matches. Op 4 is not done.",
+    "The answer should be 13, not 12.", "The answer 13 is right.", "The problem has no op 5.",
+    "the step has no result.", "There is no final answer.", "So the answer is 14.",
+    "Step 2 is marked correct, but 9 + 4 = 13; the step says 15. It does not match.",
+]
+
+
 def domain_corpus(seed: int = 0, n_problems: int = 400) -> list[str]:
     """Deterministic corpus: domain problems, reference and erroneous solutions, verifications,
     and the prompt templates of every stage."""
@@ -37,4 +48,7 @@ def domain_corpus(seed: int = 0, n_problems: int = 400) -> list[str]:
         steps = split_steps(bad).steps
         labels = [i < err for i in range(len(steps))]
         texts += [bad, render_verification(steps, labels, final=False)]
+    # the phrases of the recomputing verifier's analyses and the policy's trailing text, fixed here
+    # (not drawn from the SFT data code) so the tokenizer does not change when that code does
+    texts += VERIFIER_PHRASES * 20
     return texts

@@ -17,6 +17,9 @@ HACKING = [("hacking/text_after_answer_share", "share with text after </answer>"
            ("hacking/multi_answer_block_share", "share with >1 <answer> block"),
            ("hacking/single_step_share", "share of single-step solutions"),
            ("hacking/steps_mean", "steps per solution (mean)")]
+AGREEMENT = [("prm/agreement", "PRM verdict = ground truth (share)"),
+             ("prm/yes_precision", "precision of the PRM's Yes"),
+             ("prm/yes_recall", "recall of the PRM's Yes")]
 TIME_PARTS = ["generate_s", "reward_s", "reference_s", "train_s", "sync_s", "overhead_s"]
 
 
@@ -48,7 +51,7 @@ def stage3_rows(runs: dict[str, list[dict]], run_meta: dict[str, dict]) -> list[
                "reward_last5": _tail_mean(rows, "reward/mean"),
                "rollout_acc_last5": _tail_mean(rows, "rollout/accuracy"),
                "kl_last5": _tail_mean(rows, "train/kl")}
-        for key, _ in HACKING:
+        for key, _ in HACKING + AGREEMENT:
             row[key.split("/")[1] + "_first"] = next((r[key] for r in rows if key in r), None)
             row[key.split("/")[1] + "_last5"] = _tail_mean(rows, key)
         table.append(row)
@@ -136,7 +139,10 @@ def write_report(cfg, stages, timings: dict[str, dict], out: Path, total_s: floa
             name = st.name[3:]
             runs[name] = read_metrics(st.out)
             kv = dict(a.split("=", 1) for a in st.argv if "=" in a and a.startswith("reward."))
-            meta[name] = {"reward": kv.get("reward.kind", "?"), "gate": kv.get("reward.use_gate", "?")}
+            meta[name] = {"reward": kv.get("reward.kind", "?"), "gate": kv.get("reward.use_gate", "?"),
+                          "prm": Path(kv["reward.prm.model_path"]).parent.name
+                          if kv.get("reward.kind", "rlvr") not in ("rlvr", "rule", "random")
+                          and "reward.prm.model_path" in kv else "-"}
     plots = []
     if runs:
         plots += [
@@ -149,13 +155,16 @@ def write_report(cfg, stages, timings: dict[str, dict], out: Path, total_s: floa
                              ("hacking/steps_p10", "steps (10th percentile)"), ("hacking/steps_p90", "steps (90th percentile)")],
                       "Response length and step counts", out / "length_steps.png"),
             line_plot(runs, list(HACKING), "Reward-hacking indicators", out / "hacking.png"),
+            line_plot({k: v for k, v in runs.items() if any("prm/agreement" in r for r in v)} or runs, list(AGREEMENT),
+                      "Reward quality: the PRM's verdicts vs math-verify on the same samples", out / "prm_agreement.png"),
             time_plot(runs, out / "step_time.png"),
         ]
     for src in (demo / "synthesize" / "f1_vs_n.png", demo / "eval_prm" / "f1_by_model.png"):
         if src.exists():
             shutil.copy(src, out / src.name)
     s3 = stage3_rows(runs, meta)
-    s2 = [{"model": r["model"], "mean_f1": r["mean_f1"], **next(iter(r["subsets"].values()), {})} for r in evalp]
+    s2 = [{"model": r["model"], "format": r.get("format"), "mean_f1": r["mean_f1"],
+           **next(iter(r["subsets"].values()), {})} for r in evalp]
     s1 = synth.get("quality", [])
     stage_times = [{"stage": k, "wall_s": v.get("wall_s"), "skipped": bool(v.get("skipped")),
                     "status": v.get("status")} for k, v in timings.items()]
@@ -167,9 +176,10 @@ def write_report(cfg, stages, timings: dict[str, dict], out: Path, total_s: floa
              "<p>Every accuracy here is graded with math-verify against the ground truth, whatever the training "
              "reward. Tiny (~1M-parameter) models on 2 CPU cores: the pipeline is real, the numbers are small-sample.</p>",
              "<h2>Stage 3: RL with the PRM as reward vs RLVR</h2>",
-             f"<p>Reward model: the Stage 2 student trained on <b>{html.escape(cfg.prm_student)}</b> labels "
-             "(PRM-CoT format), queried greedily. Indicators: first step vs mean of the last 5 steps.</p>",
-             html_table(s3, [("run", "run"), ("reward", "reward"), ("gate", "gate"), ("steps", "steps"),
+             f"<p>Reward model: the Stage 2 student named in the <i>PRM</i> column (default: trained on "
+             f"<b>{html.escape(cfg.prm_student)}</b> labels), queried greedily. Indicators and PRM agreement: "
+             "first step vs mean of the last 5 steps.</p>",
+             html_table(s3, [("run", "run"), ("reward", "reward"), ("prm", "PRM"), ("gate", "gate"), ("steps", "steps"),
                              ("acc_before", "held-out acc before"), ("acc_after", "held-out acc after"),
                              ("reward_last5", "train reward"), ("rollout_acc_last5", "sampled acc"),
                              ("kl_last5", "KL"),
@@ -178,17 +188,26 @@ def write_report(cfg, stages, timings: dict[str, dict], out: Path, total_s: floa
                              ("multi_answer_block_share_last5", ">1 answer block (last)"),
                              ("single_step_share_first", "single-step (first)"),
                              ("single_step_share_last5", "single-step (last)"),
-                             ("steps_mean_first", "steps (first)"), ("steps_mean_last5", "steps (last)")])]
+                             ("steps_mean_first", "steps (first)"), ("steps_mean_last5", "steps (last)"),
+                             ("agreement_first", "PRM agreement (first)"), ("agreement_last5", "PRM agreement (last)"),
+                             ("yes_precision_last5", "PRM Yes precision (last)"),
+                             ("yes_recall_last5", "PRM Yes recall (last)")])]
     parts += [f"<img src='{p.name}' alt='{p.stem}'>" for p in plots]
     parts += ["<h2>Stage 2: PRM students, ProcessBench-style (held-out synthetic set, exact labels)</h2>",
-              html_table(s2, [("model", "student (Stage 1 variant)"), ("acc_err", "acc_err"), ("acc_ok", "acc_ok"),
-                              ("mean_f1", "F1"), ("n_unparsed", "unparsed"), ("n", "rows")])]
+              html_table(s2, [("model", "student (Stage 1 variant[.format])"), ("format", "format"),
+                              ("acc_err", "acc_err"), ("acc_ok", "acc_ok"), ("mean_f1", "F1"),
+                              ("f1_lo", "F1 95% CI low"), ("f1_hi", "F1 95% CI high"),
+                              ("parsed_share", "parsed"), ("n_unparsed", "unparsed"), ("n", "rows")])]
     if (out / "f1_by_model.png").exists():
         parts.append("<img src='f1_by_model.png' alt='stage 2 F1'>")
     parts += ["<h2>Stage 1: synthetic step labels vs exact labels</h2>",
               f"<p>Curation: {html.escape(json.dumps(synth.get('curation', {})))}</p>",
-              html_table(s1, [("variant", "variant"), ("n", "N"), ("f1", "F1"), ("acc_err", "acc_err"),
-                              ("acc_ok", "acc_ok"), ("step_accuracy", "step accuracy"), ("n_unparsed", "unparsed")])]
+              "<p>F1 with its bootstrap 95% interval (solutions resampled). Ties: share of solutions with a tied "
+              "vote, broken as 'incorrect'; at odd N the votes decide.</p>",
+              html_table(s1, [("variant", "variant"), ("n", "N"), ("f1", "F1"), ("f1_lo", "95% CI low"),
+                              ("f1_hi", "95% CI high"), ("acc_err", "acc_err"), ("acc_ok", "acc_ok"),
+                              ("step_accuracy", "step accuracy"), ("tie_share", "ties"),
+                              ("n_solutions", "solutions"), ("n_unparsed", "unparsed")])]
     if (out / "f1_vs_n.png").exists():
         parts.append("<img src='f1_vs_n.png' alt='stage 1 F1 vs N'>")
     parts += ["<h2>Stages and wall time</h2>",

@@ -94,12 +94,14 @@ def vote(indices: list[int | None]) -> int | None:
 
 def score_rows(rows: list[dict]) -> dict:
     """Per-subset ProcessBench scores of prediction rows (`subset`, `pred`, `label`, `why`)."""
-    from spark_rl.metrics.processbench import processbench_report
+    from spark_rl.metrics.processbench import f1_interval, processbench_report
 
     report = processbench_report(rows)
     for name, scores in report["subsets"].items():
         mine = [r for r in rows if r["subset"] == name]
         scores["n_too_long"] = sum(r["why"] == "prompt_too_long" for r in mine)
+        scores["f1_lo"], scores["f1_hi"] = f1_interval([r["pred"] for r in mine], [r["label"] for r in mine])
+        scores["parsed_share"] = 1.0 - scores["unparsed_share"]
     return report
 
 
@@ -163,6 +165,7 @@ def evaluate_model(model: PRMModel, rows: list[dict], cfg: EvalPRMConfig, out: P
     texts: dict[int, list[str]] = {i: [c.text for c in o] for i, o in zip(todo, outs)}
     preds = []
     for i, r in enumerate(rows):
+        # a trained PRM is asked once per row: texts[i] has one output (critic mode: k outputs)
         if i not in texts:
             pred, why, shown = None, "prompt_too_long", []
         elif model.mode == "critic":
@@ -198,9 +201,9 @@ def models_of(cfg: EvalPRMConfig) -> list[PRMModel]:
         from spark_rl.prm.train import TrainPRMConfig
 
         fmt = load_config(TrainPRMConfig, root / "config.yaml").data.format
-        for variant, res in json.loads(summary.read_text()).items():
+        for name, res in json.loads(summary.read_text()).items():
             if "model" in res:
-                models.append(PRMModel(name=variant, path=res["model"], format=fmt))
+                models.append(PRMModel(name=name, path=res["model"], format=res.get("format", fmt)))
     if not models:
         raise ValueError("eval-prm: no models (set `models` or `train_prm_dir`)")
     names = [m.name for m in models]
@@ -211,12 +214,17 @@ def models_of(cfg: EvalPRMConfig) -> list[PRMModel]:
 
 def format_table(reports: list[dict]) -> str:
     subsets = sorted({s for r in reports for s in r["subsets"]})
-    head = f"{'model':<24}" + "".join(f"{s[:12]:>14}" for s in subsets) + f"{'mean F1':>9}{'unparsed':>10}"
+    head = f"{'model':<28}" + "".join(f"{s[:20]:>22}" for s in subsets) + f"{'mean F1':>9}{'unparsed':>10}"
     lines = [head, "-" * len(head)]
+
+    def cell(v: dict) -> str:
+        ci = f" [{v['f1_lo']:.2f},{v['f1_hi']:.2f}]" if "f1_lo" in v else ""
+        return f"{v['f1']:.3f}{ci}"
+
     for r in reports:
-        cells = "".join(f"{r['subsets'][s]['f1']:>14.3f}" if s in r["subsets"] else f"{'-':>14}" for s in subsets)
+        cells = "".join(f"{cell(r['subsets'][s]):>22}" if s in r["subsets"] else f"{'-':>22}" for s in subsets)
         unparsed = sum(v["n_unparsed"] for v in r["subsets"].values())
-        lines.append(f"{r['model'][:24]:<24}{cells}{r['mean_f1']:>9.3f}{unparsed:>10}")
+        lines.append(f"{r['model'][:28]:<28}{cells}{r['mean_f1']:>9.3f}{unparsed:>10}")
     return "\n".join(lines)
 
 

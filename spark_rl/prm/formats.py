@@ -78,9 +78,10 @@ def sft_example(row: dict, fmt: str) -> PRMExample:
     raise ValueError(f"unknown PRM format {fmt!r}; known: {', '.join(FORMATS)}")
 
 
-def eval_prompt(problem: str, steps: list[str], fmt: str) -> str:
-    """The prompt a trained PRM gets for a ProcessBench sample (steps shown as `Step k: ...`)."""
-    shown = present_solution(steps)
+def eval_prompt(problem: str, steps: list[str], fmt: str, answer: str | None = None) -> str:
+    """The prompt a trained PRM gets for a ProcessBench sample or a policy response (steps shown as
+    `Step k: ...`; `answer`, when the steps do not box it already, closes the last step)."""
+    shown = present_solution(steps, answer)
     return orm_prompt(problem, shown) if fmt == "orm" else prm_prompt(problem, shown)
 
 

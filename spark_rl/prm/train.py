@@ -31,10 +31,15 @@ class PRMDataSection:
                                                          "meta-critique-base", "meta-critique-outcome",
                                                          "reference-guided"])
     format: str = "prm-cot"
+    # several formats: one student per (variant, format); the first format's students are named by
+    # the variant alone, the others `<variant>.<format>` (e.g. step-consistency.prm). Empty: [format]
+    formats: list[str] = field(default_factory=list)
     heldout_share: float = 0.1          # held out by problem (no problem in both splits)
 
     def validate(self) -> None:
         require_choice(self.format, "format", set(FORMATS))
+        for f in self.formats:
+            require_choice(f, "formats", set(FORMATS))
         require(0.0 <= self.heldout_share < 1.0, "heldout_share", "must be in [0, 1)")
         require(len(self.variants) >= 1, "variants", "name at least one Stage 1 variant")
 
@@ -124,7 +129,14 @@ def _load_variant(stage1_dir: Path, variant: str) -> list[dict]:
     return load_from_disk(str(path)).to_list()
 
 
-def train_student(cfg: TrainPRMConfig, variant: str, init_model: str, out: Path, progress: bool = True) -> dict:
+def students(data: PRMDataSection) -> list[tuple[str, str, str]]:
+    """(student name, Stage 1 variant, format) of every student a config trains."""
+    formats = list(data.formats) or [data.format]
+    return [(v if f == formats[0] else f"{v}.{f}", v, f) for f in formats for v in data.variants]
+
+
+def train_student(cfg: TrainPRMConfig, variant: str, init_model: str, out: Path, progress: bool = True,
+                  fmt: str | None = None, name: str | None = None) -> dict:
     from dataclasses import replace
 
     from tqdm import tqdm
@@ -134,14 +146,16 @@ def train_student(cfg: TrainPRMConfig, variant: str, init_model: str, out: Path,
     from spark_rl.models.chat import encode_sft
     from spark_rl.prm.formats import sft_example
 
+    fmt = fmt or cfg.data.format
+    name = name or variant
     rows = _load_variant(Path(cfg.data.stage1_dir), variant)
     train_rows, held_rows = split_by_problem(rows, cfg.data.heldout_share, cfg.seed)
     if not train_rows:
-        return {"variant": variant, "skipped": "no training rows", "rows": len(rows)}
+        return {"variant": variant, "format": fmt, "skipped": "no training rows", "rows": len(rows)}
     tok = AutoTokenizer.from_pretrained(init_model)
 
     def encoded(r: dict) -> dict:
-        ex = sft_example(r, cfg.data.format)
+        ex = sft_example(r, fmt)
         return encode_sft(tok, ex.prompt, ex.response)
 
     train, held = [encoded(r) for r in train_rows], [encoded(r) for r in held_rows]
@@ -157,7 +171,7 @@ def train_student(cfg: TrainPRMConfig, variant: str, init_model: str, out: Path,
     out.mkdir(parents=True, exist_ok=True)
     history, t0, pads = [], time.perf_counter(), []
     try:
-        bar = tqdm(range(1, steps + 1), desc=f"train-prm {variant}", disable=not progress, dynamic_ncols=True)
+        bar = tqdm(range(1, steps + 1), desc=f"train-prm {name}", disable=not progress, dynamic_ncols=True)
         with open(metrics_path, "w") as mf:
             for step in bar:
                 if not batches:
@@ -176,7 +190,8 @@ def train_student(cfg: TrainPRMConfig, variant: str, init_model: str, out: Path,
     finally:
         group.shutdown()
     evals = [h["heldout_nll"] for h in history if "heldout_nll" in h]
-    return {"variant": variant, "rows": len(rows), "train_rows": len(train_rows), "heldout_rows": len(held_rows),
+    return {"variant": variant, "format": fmt, "rows": len(rows), "train_rows": len(train_rows),
+            "heldout_rows": len(held_rows),
             "steps": steps, "first_loss": history[0]["loss"], "final_loss": history[-1]["loss"],
             "heldout_nll": evals[-1] if evals else None, "epoch_padding_share": sum(pads) / max(1, len(pads)),
             "train_s": time.perf_counter() - t0, "model": str(out / "model")}
@@ -189,7 +204,7 @@ def resolve_init(cfg: TrainPRMConfig) -> str:
     from spark_rl.trainer.bootstrap import BootstrapConfig, bootstrap
 
     bcfg = load_config(BootstrapConfig, cfg.bootstrap_config)
-    bcfg.build = [cfg.init_from]
+    bcfg.build = ["policy"] if cfg.init_from == "policy" else ["policy", "verifier"]
     return str(getattr(bootstrap(bcfg), cfg.init_from))
 
 
@@ -203,18 +218,20 @@ def train_prm(cfg: TrainPRMConfig, progress: bool = True) -> dict:
     init_ray(cfg.cluster)
     fingerprint = config_hash({"init": init, "cfg": cfg})
     summary = {}
-    for variant in cfg.data.variants:
-        vdir = out / variant
+    todo = students(cfg.data)
+    for k, (name, variant, fmt) in enumerate(todo, start=1):
+        vdir = out / name
         done = vdir / "model" / ".complete"
         if done.exists() and done.read_text() == fingerprint:
-            summary[variant] = json.loads((vdir / "summary.json").read_text())
-            log.info("train-prm %s: done before, skipped", variant)
+            summary[name] = json.loads((vdir / "summary.json").read_text())
+            log.info("train-prm %s: done before, skipped", name)
             continue
-        res = train_student(cfg, variant, init, vdir, progress=progress)
+        print(f"train-prm: student {k}/{len(todo)}: {name} ({fmt} on {variant} labels)", flush=True)
+        res = train_student(cfg, variant, init, vdir, progress=progress, fmt=fmt, name=name)
         vdir.mkdir(parents=True, exist_ok=True)
         (vdir / "summary.json").write_text(json.dumps(res, indent=1))
         if "model" in res:
             done.write_text(fingerprint)
-        summary[variant] = res
+        summary[name] = res
     (out / "summary.json").write_text(json.dumps(summary, indent=1))
     return summary

@@ -58,6 +58,7 @@ class PRMRequest:
 
     gate: GateResult
     steps: list[str]            # the policy's steps in the gate-truncated text
+    answer: str | None = None   # its final answer, shown to the PRM with the last step
 
 
 @dataclass(frozen=True)
@@ -73,7 +74,7 @@ def prepare(inp: RewardInput, use_gate: bool) -> PRMRequest:
     """The gate, then the policy's steps of the text the PRM may see (the truncated one)."""
     gate = format_gate(inp.response)
     text = gate.text if use_gate else (inp.response if isinstance(inp.response, str) else "")
-    return PRMRequest(gate, split_steps(text).steps)
+    return PRMRequest(gate, split_steps(text).steps, extract_answer(text))
 
 
 def judge(text: str) -> Judgement:

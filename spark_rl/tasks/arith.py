@@ -202,37 +202,109 @@ def inject_error(p: ArithProblem, kind: str, rng: random.Random) -> tuple[str, i
     return format_steps(eqs, v), k
 
 
+def op_phrase(op: str, b: int) -> str:
+    """An operation in the plain problems' own words (`Add 7.`)."""
+    return _PLAIN_PHRASE[op].format(b=b)
+
+
+def operations_line(p: ArithProblem) -> str:
+    """The verifier's first line: the problem's operations, numbered, in the problem's own words (so
+    the line is copied from the question, never from the student's equations). Every step check then
+    looks its operation up by number, and the last step can see whether one is left over."""
+    return "Operations: " + " ".join(f"({k}) {op_phrase(op, b)}" for k, (op, b) in enumerate(p.ops, start=1))
+
+
+def step_title(p: ArithProblem, k: int, n_steps: int) -> str:
+    """The heading of the verifier's check of step k (1-based): the operation it checks, copied from
+    its operations line, not the student's equation (which a tiny model would then copy into its
+    own computation instead of computing)."""
+    what = op_phrase(*p.ops[k - 1]).rstrip(".") if k <= len(p.ops) else "no such operation"
+    return f"{what} (last step)" if k == n_steps else what
+
+
+def _redo(op: str, b: int, prev: int, value: int) -> str:
+    return f"{prev} {op} {b} = {value}"
+
+
 def step_analyses(p: ArithProblem, steps: list[str], answer: str | None = None) -> list[str]:
-    """A grader's one-line analysis of each step, from exact recomputation (verifier training text).
-    With `answer`, a last step that is right but ends in a wrong final answer is called out."""
+    """A grader's analysis of each step that recomputes before it judges (verifier training text).
+
+    For step k it first computes the problem's k-th operation from its own previous result
+    (`10 + 5 = 15`), then reads the student's result (`; the step says 17.`) and compares the two
+    visible numbers (`It matches.` / `It does not match.`): the verdict is a comparison, not one
+    unaided token. The last step also checks the final answer and whether the problem has an
+    operation left (`Op 4 is not done.`). After the first error the grader goes on with its own
+    chain (errors propagate: every later step is incorrect).
+    """
     out, prev, broken = [], p.start, False
     for i, step in enumerate(steps):
         eq = parse_equation(step)
-        if broken:
-            out.append("It builds on an earlier error.")
-            continue
-        if eq is None:
-            out.append("There is no computation to check.")
-            broken = True
-            continue
-        a, op, b, c = eq
         if i >= len(p.ops):
-            out.append("The problem has no such operation.")
+            out.append(f"The problem has no op {i + 1}.")
             broken = True
-        elif a != prev:
-            out.append(f"It starts from {a}, but the previous result is {prev}.")
+            continue
+        op, b = p.ops[i]
+        want = apply_op(prev, op, b)
+        redo = _redo(op, b, prev, want)
+        if broken:
+            # the grader still reads the student's number: after an error it differs from the
+            # grader's own, so a grader that copies its own number into "says" is caught here too
+            says = f"the step says {eq[3]}" if eq is not None else "the step has no result"
+            out.append(f"{redo}; {says}. It builds on an earlier error.")
+        elif eq is None:
+            out.append(f"{redo}; the step has no result. It does not match.")
             broken = True
-        elif (op, b) != p.ops[i]:
-            out.append(f"The operation should be {p.ops[i][0]} {p.ops[i][1]}, not {op} {b}.")
+        elif eq[3] != want:
+            out.append(f"{redo}; the step says {eq[3]}. It does not match.")
             broken = True
-        elif c != apply_op(a, op, b):
-            out.append(f"{a} {op} {b} = {apply_op(a, op, b)}, not {c}.")
+        elif eq[:3] != (prev, op, b):       # the right number by a wrong route (2 * 2 for 2 + 2)
+            out.append(f"{redo}; the step says {eq[0]} {eq[1]} {eq[2]} = {eq[3]}. It does not match.")
             broken = True
         else:
-            out.append(f"{a} {op} {b} = {c} is right.")
-            prev = c
-    if out and not broken and len(steps) < len(p.ops):
-        out[-1] = f"It is right, but the problem has {len(p.ops)} operations and the solution stops after {len(steps)}."
-    elif out and not broken and answer is not None and answer.strip() != str(prev):
-        out[-1] = f"The result is {prev}, but the final answer says {answer.strip()}."
+            out.append(f"{redo}; the step says {eq[3]}. It matches.")
+        prev = want
+    if out and not broken:
+        if len(steps) < len(p.ops):
+            out[-1] += f" Op {len(steps) + 1} is not done."
+        elif answer is None:
+            out[-1] += " There is no final answer."
+        elif answer.strip() != str(prev):
+            out[-1] += f" The answer should be {prev}, not {answer.strip()}."
+        else:
+            out[-1] += f" The answer {prev} is right."
+    return out
+
+
+def mistaken_analyses(p: ArithProblem, steps: list[str], labels: list[bool], rng: random.Random,
+                      answer: str | None = None) -> list[str]:
+    """Analyses of a grading with one mistake (`labels` differ from the exact ones), written the way
+    a grader who errs would write them, with the verdict still following the visible comparison:
+    the first step wrongly called incorrect carries a slip in the grader's own computation; a step
+    wrongly called correct is one whose result the grader misread as its own. Never a copy of the
+    student's result into the grader's computation (that would teach the copying shortcut)."""
+    exact = step_analyses(p, steps, answer)
+    first_bad = next((i for i, ok in enumerate(labels) if not ok), len(labels))
+    out, prev = [], p.start
+    for i, step in enumerate(steps):
+        if i >= len(p.ops):
+            out.append(f"The problem has no op {i + 1}.")
+            continue
+        op, b = p.ops[i]
+        want = apply_op(prev, op, b)
+        if i < first_bad:                       # called correct: the result read as its own
+            out.append(f"{_redo(op, b, prev, want)}; the step says {want}. It matches.")
+        elif i == first_bad and not exact[i].endswith("It matches.") and "does not match" in exact[i]:
+            out.append(exact[i])                # a true error, found (it was missed at an earlier step)
+        elif i == first_bad:                    # a false alarm: a slip in the grader's own computation
+            slip = want + rng.choice([d for d in (-2, -1, 1, 2) if want + d >= 0] or [1, 2])
+            eq = parse_equation(step)
+            out.append(f"{_redo(op, b, prev, slip)}; the step says {eq[3] if eq else want}. It does not match.")
+            want = slip
+        else:
+            eq = parse_equation(step)
+            says = f"the step says {eq[3]}" if eq is not None else "the step has no result"
+            out.append(f"{_redo(op, b, prev, want)}; {says}. It builds on an earlier error.")
+        prev = want
+    if out and first_bad == len(labels):
+        out[-1] += f" The answer {answer.strip() if answer else prev} is right."
     return out

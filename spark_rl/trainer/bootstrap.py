@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import random
+import shutil
 import socket
 import time
 from dataclasses import dataclass, field
@@ -24,6 +25,11 @@ from spark_rl.tasks.domain import DomainConfig
 from spark_rl.tasks.sft_data import SFTExample, meta_critique_examples, policy_examples, verifier_examples
 
 log = logging.getLogger(__name__)
+
+# Bump when the SFT data a config produces changes (sft_data, the verifier's trace format, the
+# tokenizer corpus): the key of every model changes with it, so a stale shipped model is never used.
+DATA_VERSION = 4
+SHIPPED_DIR = Path(__file__).resolve().parents[1] / "assets" / "bootstrap"
 
 
 @dataclass
@@ -49,12 +55,14 @@ class PolicyBootstrap(SFTConfig):
     slip_share: float = 0.25        # share of SFT solutions with an injected error
     lazy_share: float = 0.0         # share of long problems' solutions that stop one step early
     lazy_min_ops: int = 4           # "long": at least this many operations
+    trailing_share: float = 0.0     # share of solutions that go on after </answer> (what the gate stops)
 
     def validate(self) -> None:
         super().validate()
         require(0.0 <= self.slip_share < 1.0, "slip_share", "must be in [0, 1)")
         require(0.0 <= self.lazy_share < 1.0, "lazy_share", "must be in [0, 1)")
         require(self.lazy_min_ops >= 2, "lazy_min_ops", "must be >= 2 (an early stop needs a step to skip)")
+        require(0.0 <= self.trailing_share < 1.0, "trailing_share", "must be in [0, 1)")
 
 
 @dataclass
@@ -68,12 +76,18 @@ class VerifierBootstrap(SFTConfig):
     meta_mistake_share: float = 0.5     # critiqued verifications that carry a grading mistake
     meta_ignored_critique: float = 0.15  # merge examples whose critique says nothing (merge keeps the text)
     stopped_early_share: float = 0.0    # erroneous graded solutions that stop one operation short instead
+    slip_weight: float = 0.0            # erroneous graded solutions that are arithmetic slips (rest: uniform kinds)
+    # "base": start from the random base model; "policy": from the bootstrapped policy, which
+    # already computes the domain's arithmetic (the embedded stand-in for sharing a pretrained base)
+    init_from: str = "base"
 
     def validate(self) -> None:
         super().validate()
         require(0.0 <= self.label_noise < 1.0, "label_noise", "must be in [0, 1)")
-        for name in ("meta_share", "meta_mistake_share", "meta_ignored_critique", "stopped_early_share"):
+        for name in ("meta_share", "meta_mistake_share", "meta_ignored_critique", "stopped_early_share",
+                     "slip_weight"):
             require(0.0 <= getattr(self, name) <= 1.0, name, "must be in [0, 1]")
+        require(self.init_from in ("base", "policy"), "init_from", f"unknown {self.init_from!r} (base, policy)")
 
 
 @dataclass
@@ -89,6 +103,9 @@ class BootstrapConfig:
     def validate(self) -> None:
         for b in self.build:
             require(b in ("policy", "verifier"), "build", f"unknown model {b!r} (policy, verifier)")
+        if self.verifier.init_from == "policy" and "verifier" in self.build:
+            require("policy" in self.build and self.build.index("policy") < self.build.index("verifier"), "build",
+                    "verifier.init_from=policy needs the policy built first: build: [policy, verifier]")
 
     def output_dir(self) -> Path:
         return Path(self.out_dir) if self.out_dir else cache_dir() / "bootstrap"
@@ -101,11 +118,18 @@ class BootstrapConfig:
         return self.seed + (0 if name == "policy" else 1)
 
     def model_key(self, name: str) -> str:
-        return config_hash({"seed": self.seed, "domain": self.domain, "eval_problems": self.eval_problems,
-                            name: self.section(name)})
+        parts = {"seed": self.seed, "domain": self.domain, "eval_problems": self.eval_problems,
+                 name: self.section(name), "data_version": DATA_VERSION}
+        if name == "verifier" and self.verifier.init_from == "policy":
+            parts["init"] = self.model_key("policy")
+        return config_hash(parts)
 
     def model_dir(self, name: str) -> Path:
         return self.output_dir() / (name if self.out_dir else f"{name}-{self.model_key(name)}")
+
+    def shipped_dir(self, name: str) -> Path:
+        """Where the package keeps this model when it ships it (it may not)."""
+        return SHIPPED_DIR / f"{name}-{self.model_key(name)}"
 
     def eval_seed(self) -> int:
         return self.seed + 10_000
@@ -226,12 +250,12 @@ def sft_examples(name: str, cfg: BootstrapConfig) -> list[SFTExample]:
     problems = cfg.domain.problems(cfg.section(name).train_problems, seed)
     if name == "policy":
         pol = cfg.policy
-        return policy_examples(problems, pol.slip_share, seed, pol.lazy_share, pol.lazy_min_ops)
+        return policy_examples(problems, pol.slip_share, seed, pol.lazy_share, pol.lazy_min_ops, pol.trailing_share)
     v = cfg.verifier
     n_meta = round(len(problems) * v.meta_share)
     # the verification traces come from the same problems as before meta-critique existed (a prefix)
     out = verifier_examples(problems[:len(problems) - n_meta], v.share_correct, v.label_noise, seed,
-                            v.stopped_early_share)
+                            v.stopped_early_share, v.slip_weight)
     if n_meta:
         out += meta_critique_examples(problems[len(problems) - n_meta:], v.share_correct, v.meta_mistake_share,
                                       v.meta_ignored_critique, seed + 7, v.stopped_early_share)
@@ -239,29 +263,52 @@ def sft_examples(name: str, cfg: BootstrapConfig) -> list[SFTExample]:
     return out
 
 
-def bootstrap(cfg: BootstrapConfig, progress: bool = True, evaluate: bool = True) -> BootstrapResult:
+def _is_complete(model_dir: Path, key: str) -> bool:
+    try:
+        return (model_dir / ".complete").read_text().strip() == key
+    except OSError:
+        return False
+
+
+def bootstrap(cfg: BootstrapConfig, progress: bool = True, evaluate: bool = True, rebuild: bool = False,
+              ship: bool = False) -> BootstrapResult:
+    """Each model of `cfg.build`: the shipped one when its key matches (unless `rebuild`), else the
+    cached one, else trained now. `ship` copies the result into the package's assets."""
     out = cfg.output_dir()
     out.mkdir(parents=True, exist_ok=True)
     built: dict[str, Path] = {}
     report: dict = {}
     for name in cfg.build:
+        key = cfg.model_key(name)
+        shipped = cfg.shipped_dir(name)
         model_dir = cfg.model_dir(name)
+        if not rebuild and not cfg.out_dir and _is_complete(shipped, key):
+            log.info("bootstrap %s: shipped with the package (%s)", name, shipped)
+            model_dir = shipped
+        elif rebuild and model_dir.exists():
+            shutil.rmtree(model_dir)
         report_path = model_dir / "bootstrap_report.json"
-        if (model_dir / ".complete").exists():
+        if _is_complete(model_dir, key):
             log.info("bootstrap %s: cached at %s", name, model_dir)
-            built[name] = model_dir
             report[name] = json.loads(report_path.read_text()) if report_path.exists() else {}
-            continue
-        mcfg = cfg.section(name)
-        stats = train_sft(sft_examples(name, cfg), mcfg, base_model_dir(mcfg.preset), model_dir, cfg.model_seed(name),
-                          desc=f"bootstrap {name}", progress=progress)
-        save_resolved(cfg, model_dir, "bootstrap.yaml")
-        if evaluate and name == "policy":
-            stats["eval"] = evaluate_policy(model_dir, cfg.domain.problems(cfg.eval_problems, cfg.eval_seed()))
-        if evaluate and name == "verifier":
-            stats["eval"] = evaluate_verifier(model_dir, cfg)
-        report[name] = stats
-        report_path.write_text(json.dumps(stats, indent=1))
-        (model_dir / ".complete").write_text(cfg.model_key(name))
+        else:
+            mcfg = cfg.section(name)
+            init = built["policy"] if name == "verifier" and cfg.verifier.init_from == "policy" else \
+                base_model_dir(mcfg.preset)
+            stats = train_sft(sft_examples(name, cfg), mcfg, init, model_dir,
+                              cfg.model_seed(name), desc=f"bootstrap {name}", progress=progress)
+            save_resolved(cfg, model_dir, "bootstrap.yaml")
+            if evaluate and name == "policy":
+                stats["eval"] = evaluate_policy(model_dir, cfg.domain.problems(cfg.eval_problems, cfg.eval_seed()))
+            if evaluate and name == "verifier":
+                stats["eval"] = evaluate_verifier(model_dir, cfg)
+            report[name] = stats
+            report_path.write_text(json.dumps(stats, indent=1))
+            (model_dir / ".complete").write_text(key)
+        if ship and model_dir != shipped:
+            if shipped.exists():
+                shutil.rmtree(shipped)
+            shutil.copytree(model_dir, shipped)
+            log.info("bootstrap %s: shipped to %s", name, shipped)
         built[name] = model_dir
     return BootstrapResult(out, built.get("policy"), built.get("verifier"), report)

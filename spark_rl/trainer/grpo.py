@@ -29,6 +29,7 @@ from spark_rl.algos import grpo_loss, zero_variance_group_mask
 from spark_rl.engines.scorer import ScorerConfig
 from spark_rl.formats import extract_answer
 from spark_rl.grading import grade
+from spark_rl.rewards.agreement import prm_agreement
 from spark_rl.rewards.base import RewardInput, sanitize
 from spark_rl.rewards.hacking import hacking_indicators
 from spark_rl.rewards.variants import TOKEN_LEVEL_VARIANTS
@@ -155,6 +156,7 @@ class GRPOTrainer:
                    **{f"reward_reason/{k}": v for k, v in reward_counts.items()},
                    **{f"shaping/{k}": v for k, v in shaping.items()},
                    **hacking_indicators([s.response_text for s in samples]),
+                   **prm_agreement([s.prm_verdict for s in samples], [s.correct for s in samples]),
                    "sync/bytes": sync.get("bytes", 0), **timer.summary()}
         if sync.get("parity") is not None:
             metrics["sync/max_abs_logprob_diff"] = sync["parity"]
@@ -181,6 +183,7 @@ class GRPOTrainer:
         for s, o in zip(samples, outputs):
             s.reward, s.reward_reason = float(o.reward), o.reason
             s.step_labels = o.step_labels
+            s.prm_verdict = o.info.get("verdict")      # None for rule rewards and unjudged samples
             pred = extract_answer(s.response_text)
             # Validation signal: always the ground truth, whatever the training reward is.
             s.correct = pred is not None and grade(pred, problems[s.group].answer)

@@ -23,6 +23,7 @@ class Sample:
     ref_logprobs: list[float] | None = None
     token_advantages: list[float] | None = None
     step_labels: list[bool] | None = None    # the PRM's per-step verdicts when the variant's step part applies
+    prm_verdict: bool | None = None          # the PRM's final Yes/No (None: no PRM, or no verdict)
 
     @property
     def input_ids(self) -> list[int]:

@@ -35,7 +35,7 @@ def present_solution(steps: list[str], answer: str | None = None) -> str:
         body = _STEP_PREFIX.sub("", " ".join(step.split()))
         lines.append(f"Step {k}: {body}")
     if answer is not None and lines and "\\boxed" not in lines[-1]:
-        lines[-1] += f" The answer is \\boxed{{{answer}}}."
+        lines[-1] += f". The answer is \\boxed{{{answer}}}."
     return "\n".join(lines)
 
 
