@@ -236,3 +236,81 @@ def test_ray_job_submit_runs_train_rl_on_a_local_head(tiny_model_dir):
         shutil.rmtree(base, ignore_errors=True)
     assert left == [], f"processes left behind by the head: {left}"
     assert not stale
+
+
+# ---- the SLURM script with stand-ins for srun / scontrol / hostname / ray / python ---------------
+
+SLURM_STUBS = {
+    # srun: log the step with its options, then run its command here (all "nodes" are this machine)
+    "srun": 'echo "srun $*" >> "$STUB_LOG"\n'
+            'while [ $# -gt 0 ]; do case "$1" in -w) shift 2 ;; -*) shift ;; *) break ;; esac; done\n'
+            'exec "$@"\n',
+    "scontrol": '[ "$1 $2" = "show hostnames" ] && printf "%s\\n" $FAKE_NODES\n',
+    "hostname": 'echo "$FAKE_IPS"\n',
+    "ray": 'echo "ray $*" >> "$STUB_LOG"\n'
+           '[ "$1 $2" = "job submit" ] && { printf "%s\\0" "$@" > "$STUB_LOG.submit"; exit "${FAKE_JOB_RC:-0}"; }\n'
+           'exit 0\n',
+    "python": 'echo "${FAKE_ALIVE:-0}"\n',       # the node count the head reports
+}
+
+
+def _sbatch(tmp_path: Path, **env: str) -> tuple[subprocess.CompletedProcess, list[str], Path]:
+    bin_dir, repo = tmp_path / "bin", tmp_path / "repo"
+    if not bin_dir.exists():
+        bin_dir.mkdir()
+        for name, body in SLURM_STUBS.items():
+            _stub(bin_dir, name, body)
+        shutil.copytree(REPO / "launch", repo / "launch")
+    log = tmp_path / "steps.log"
+    log.unlink(missing_ok=True)
+    base = dict(PATH=f"{bin_dir}:{os.environ['PATH']}", STUB_LOG=str(log), SLURM_SUBMIT_DIR=str(repo),
+                SLURM_JOB_ID="77", SLURM_JOB_NODELIST="n[1-3]", SLURM_GPUS_PER_NODE="h100:8",
+                SLURM_CPUS_PER_TASK="32", FAKE_NODES="n1 n2 n3", FAKE_IPS="fe80::1 127.0.1.1 10.1.2.3 10.9.9.9",
+                FAKE_ALIVE="3", HOME=str(tmp_path))
+    base.update(env)
+    run = subprocess.run(["bash", str(repo / "launch" / "slurm" / "spark_rl.sbatch"), "configs/paper/rl_multinode.yaml",
+                          "grpo.steps=2"], env=_clean_env(**base), cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    return run, log.read_text().splitlines() if log.exists() else [], repo
+
+
+def test_slurm_script_starts_every_node_with_its_resources_and_submits(tmp_path):
+    run, steps, repo = _sbatch(tmp_path)
+    assert run.returncode == 0, run.stderr
+    starts = [s for s in steps if s.startswith("srun") and " ray start " in s]
+    assert len(starts) == 3
+    for s in starts:                     # each Ray node holds its node's CPUs and GPUs
+        assert "--cpus-per-task=32" in s and "--gres=gpu:8" in s, s
+    on = {next(h for h in ("n1", "n2", "n3") if f"-w {h} " in s): s for s in starts}   # background steps: any order
+    head, reward, rollout = on["n1"], on["n2"], on["n3"]
+    assert "--head --node-ip-address=10.1.2.3 " in head and '{"train": 8}' in head
+    assert "--address=10.1.2.3:6379" in reward and '{"reward": 8}' in reward
+    assert '{"rollout": 8}' in rollout
+    submit = (tmp_path / "steps.log.submit").read_text().split("\0")[:-1]
+    run_dir = repo / "runs" / "slurm-77"
+    assert run_dir.is_dir()                                           # made before anything writes there
+    assert submit[submit.index("--") + 1:] == ["spark-rl", "train-rl", "configs/paper/rl_multinode.yaml",
+                                               "cluster.address=auto", f"run.output_dir={run_dir}", "grpo.steps=2"]
+    json.loads(submit[submit.index("--runtime-env-json") + 1])
+    assert steps[-1].startswith("ray stop --force")                   # the cluster is stopped at the end
+    out_dirs = [line.split("=", 1)[1] for line in (repo / "launch/slurm/spark_rl.sbatch").read_text().splitlines()
+                if line.startswith("#SBATCH --output")]
+    assert out_dirs and all("/" not in d for d in out_dirs), "SLURM does not create --output's folder"
+
+
+def test_slurm_script_fails_when_nodes_do_not_join(tmp_path):
+    run, steps, _ = _sbatch(tmp_path, FAKE_ALIVE="1", RAY_WAIT_S="0")
+    assert run.returncode != 0 and "only 1 of 3 Ray nodes joined" in run.stderr
+    assert not any(s.startswith("ray job submit") for s in steps)
+    assert steps[-1].startswith("ray stop --force")
+
+
+def test_slurm_script_needs_a_routable_head_address(tmp_path):
+    run, _, _ = _sbatch(tmp_path, FAKE_IPS="::1 fe80::1 127.0.1.1")
+    assert run.returncode != 0 and "set HEAD_IP" in run.stderr
+    run, steps, _ = _sbatch(tmp_path, FAKE_IPS="::1", HEAD_IP="192.168.0.5")
+    assert run.returncode == 0 and any("--node-ip-address=192.168.0.5" in s for s in steps)
+
+
+def test_slurm_script_exits_with_the_job_status(tmp_path):
+    run, _, _ = _sbatch(tmp_path, FAKE_JOB_RC="3")
+    assert run.returncode == 3
