@@ -314,3 +314,92 @@ def test_slurm_script_needs_a_routable_head_address(tmp_path):
 def test_slurm_script_exits_with_the_job_status(tmp_path):
     run, _, _ = _sbatch(tmp_path, FAKE_JOB_RC="3")
     assert run.returncode == 3
+
+
+# ---- the KubeRay RayJob manifest against the RayJob schema's essentials ----------------------------
+
+RAYJOB = REPO / "launch" / "kuberay" / "rayjob.yaml"
+IMAGE_REPO = "/opt/spark-rl"          # where the manifest's image holds this repository
+
+
+def _manifest() -> dict:
+    import yaml
+
+    return yaml.safe_load(RAYJOB.read_text())
+
+
+def _groups(m: dict) -> list[dict]:
+    spec = m["spec"]["rayClusterSpec"]
+    return [{"groupName": "head", **spec["headGroupSpec"]}] + spec["workerGroupSpecs"]
+
+
+def _operator_resources(params: dict) -> dict[str, float]:
+    """How the KubeRay operator reads rayStartParams["resources"] (pod.go getResourcesMap): surrounding
+    quotes and spaces trimmed, then JSON. When this fails it also skips injecting num-gpus."""
+    raw = params.get("resources")
+    return {} if raw is None else json.loads(raw.strip("'\"` "))
+
+
+def _container_limit(group: dict, key: str) -> float:
+    return sum(float(c["resources"]["limits"].get(key, 0)) for c in group["template"]["spec"]["containers"])
+
+
+def test_rayjob_has_the_fields_and_types_the_crd_requires():
+    m = _manifest()
+    assert m["apiVersion"] == "ray.io/v1" and m["kind"] == "RayJob"
+    assert m["metadata"]["name"].replace("-", "").isalnum() and m["metadata"]["name"].islower()
+    spec = m["spec"]
+    assert isinstance(spec["entrypoint"], str) and spec["entrypoint"].split()[:2] == ["spark-rl", "train-rl"]
+    assert spec["rayClusterSpec"]["authOptions"]["mode"] == "token"        # Ray 2.60 heads demand a token
+    names = [g["groupName"] for g in spec["rayClusterSpec"]["workerGroupSpecs"]]
+    assert len(names) == len(set(names))
+    for g in _groups(m):
+        where = g["groupName"]
+        assert isinstance(g["rayStartParams"], dict), f"{where}: rayStartParams is required (a map)"
+        for k, v in g["rayStartParams"].items():              # map[string]string: 0 or true would be rejected
+            assert isinstance(v, str), f"{where}: rayStartParams.{k} must be a string, got {v!r}"
+        for k, v in g.get("resources", {}).items():            # map[string]string of quantities
+            assert isinstance(v, str) and float(v) > 0, f"{where}: resources.{k} must be a quantity string, got {v!r}"
+        _operator_resources(g["rayStartParams"])               # parseable by the operator, if given at all
+        containers = g["template"]["spec"]["containers"]
+        assert containers and all(c.get("name") and c.get("image") for c in containers), where
+        if where != "head":
+            assert all(isinstance(g[k], int) for k in ("replicas", "minReplicas", "maxReplicas")), where
+            assert g["minReplicas"] <= g["replicas"] <= g["maxReplicas"], where
+
+
+def test_rayjob_entrypoint_config_exists_and_data_dir_is_mounted():
+    import yaml
+
+    m = _manifest()
+    config = m["spec"]["entrypoint"].split()[2]
+    assert config.startswith(IMAGE_REPO + "/"), f"{config}: relative paths depend on the driver's cwd"
+    assert (REPO / config.removeprefix(IMAGE_REPO + "/")).is_file()
+    env = yaml.safe_load(m["spec"]["runtimeEnvYAML"])["env_vars"]
+    assert all(isinstance(v, str) for v in env.values())
+    head = m["spec"]["rayClusterSpec"]["headGroupSpec"]["template"]["spec"]["containers"][0]
+    assert env["SPARK_RL_DATA_DIR"] in [v["mountPath"] for v in head["volumeMounts"]]   # the driver loads the data
+
+
+def test_rayjob_pods_hold_what_the_config_asks_for():
+    """configs/paper/rl_multinode.yaml's groups vs the pods carrying their custom resource: enough
+    of it, of GPUs, and of CPUs with room to spare for Ray's own processes."""
+    from actors.placement import combined
+    from spark_rl.config import load_config
+    from spark_rl.trainer.config import RLConfig
+
+    m = _manifest()
+    cfg = load_config(RLConfig, REPO / m["spec"]["entrypoint"].split()[2].removeprefix(IMAGE_REPO + "/"))
+    colocated = cfg.reference.resources if cfg.reference.colocate_with_learner else None
+    asks = [(combined(cfg.learner.resources, colocated), cfg.learner.num_ranks),
+            (cfg.rollout.resources, cfg.rollout.num_workers), (cfg.reward.resources, cfg.reward.num_workers)]
+    groups = _groups(m)
+    for spec, n in asks:
+        (custom,) = spec.resources                              # each group selects its pods by one resource
+        group = next(g for g in groups if custom in g.get("resources", {}) or custom in _operator_resources(g["rayStartParams"]))
+        pods = group["replicas"]
+        have = float(group.get("resources", {}).get(custom) or _operator_resources(group["rayStartParams"])[custom])
+        assert n * spec.resources[custom] <= pods * have, (custom, n, have)
+        assert n * spec.num_gpus <= pods * _container_limit(group, "nvidia.com/gpu"), (custom, "GPUs")
+        cpus, asked = pods * _container_limit(group, "cpu"), n * spec.num_cpus
+        assert asked + max(2.0, 0.1 * cpus) <= cpus, f"{custom}: actors ask {asked} of the pods' {cpus} CPUs"
