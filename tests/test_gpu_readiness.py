@@ -215,6 +215,21 @@ def test_benchmark_files_are_used_whole_unless_a_limit_is_asked(tmp_path):
     assert build_problems(cfg)[1] == []
 
 
+def test_eval_command_scores_a_benchmark_file_whole_by_default(tmp_path):
+    import argparse
+
+    from spark_rl.commands.eval import add_arguments, eval_problems
+
+    path = _benchmark_file(tmp_path / "bench.jsonl", 230)
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    args = parser.parse_args(["--data", path])
+    problems, name = eval_problems(args.data, args.n, args.seed)
+    assert (len(problems), name) == (230, "bench")
+    assert len(eval_problems(path, 7, 0)[0]) == 7
+    assert len(eval_problems("arith", args.n, args.seed)[0]) == 200
+
+
 def test_negative_benchmark_limit_is_an_error_naming_it():
     from spark_rl.config import ConfigError
     from spark_rl.config.loader import validate
