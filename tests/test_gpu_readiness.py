@@ -120,6 +120,16 @@ def test_scorer_places_its_model_on_the_configured_device(tiny_model_dir):
     assert len(on_cpu.logprobs([[1, 2, 3, 4]])[0]) == 3
 
 
+def test_reference_device_is_configurable_and_checked():
+    from spark_rl.config import ConfigError
+    from spark_rl.config.loader import validate
+    from spark_rl.trainer.config import ReferenceSection
+
+    validate(ReferenceSection(device="cuda:1"), "reference.")       # the driver needs no GPU to accept it
+    with pytest.raises(ConfigError, match="reference.device.*'gpu0'"):
+        validate(ReferenceSection(device="gpu0"), "reference.")
+
+
 def test_logprob_code_follows_the_model_device(tiny_model_dir):
     """`token_logprobs` sends its batches to wherever the model lives and returns CPU results."""
     from spark_rl.engines.logprobs import load_causal_lm, token_logprobs

@@ -70,6 +70,16 @@ class RolloutSection:
         require(self.num_workers >= 1, "num_workers", "must be >= 1")
 
 
+def _is_torch_device(name: str) -> bool:
+    import torch
+
+    try:
+        torch.device(name)
+    except RuntimeError:
+        return False
+    return True
+
+
 @dataclass
 class ReferenceSection:
     num_workers: int = 1
@@ -78,9 +88,14 @@ class ReferenceSection:
     # True: one reference worker per learner rank, in that rank's placement bundle (same node; on
     # GPU clusters give both fractional `num_gpus` to share a device). num_workers is then ignored.
     colocate_with_learner: bool = False
+    # the Scorer's device: "auto" = the worker's GPU when Ray gave it one (resources.num_gpus > 0),
+    # else the CPU; "cpu" keeps a CPU-declared reference worker off a GPU node's devices
+    device: str = "auto"
 
     def validate(self) -> None:
         require(self.num_workers >= 1, "num_workers", "must be >= 1")
+        require(self.device == "auto" or _is_torch_device(self.device), "device",
+                f"must be 'auto' or a torch device such as 'cpu', 'cuda', 'cuda:1'; got {self.device!r}")
 
 
 @dataclass

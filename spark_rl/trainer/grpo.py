@@ -90,7 +90,7 @@ class GRPOTrainer:
         self.reference = None
         if cfg.grpo.loss.kl_coef > 0:
             scfg = ScorerConfig(model_path=policy_path, dtype=cfg.learner.engine.dtype,
-                                micro_batch_tokens=cfg.reference.micro_batch_tokens)
+                                micro_batch_tokens=cfg.reference.micro_batch_tokens, device=cfg.reference.device)
             if colocate is not None:
                 ref_opts, n_ref = self.learner.colocated_options, cfg.learner.num_ranks
             else:
