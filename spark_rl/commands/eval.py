@@ -11,7 +11,8 @@ def add_arguments(p) -> None:
     p.add_argument("--bootstrap-config", default="configs/demo/bootstrap.yaml")
     p.add_argument("--data", default="arith",
                    help="'arith' (held-out embedded problems), a benchmark name (math500, gsm8k_test, ...) or a JSONL path")
-    p.add_argument("--n", type=int, default=200, help="problems (first N rows of a file)")
+    p.add_argument("--n", type=int, default=None,
+                   help="problems: arith 200 by default; a benchmark file is used whole unless given (first N rows)")
     p.add_argument("--seed", type=int, default=10_000, help="arith: problem seed (10000 = the bootstrap's held-out set)")
     p.add_argument("--k", type=int, default=1, help="samples per problem for pass@k and maj@k (1: greedy only)")
     p.add_argument("--temperature", type=float, default=1.0)
@@ -22,16 +23,25 @@ def add_arguments(p) -> None:
     p.add_argument("--no-progress", action="store_true")
 
 
+def eval_problems(data: str, n: int | None, seed: int) -> tuple[list, str]:
+    """(problems, name) of `--data`: `n` held-out arithmetic problems (200 by default), or a
+    benchmark file whole unless `n` asks for its first rows (MATH500 is 500 problems)."""
+    from spark_rl.tasks.domain import DomainConfig
+    from spark_rl.trainer.data import arith_problem, benchmark_problems
+
+    if data == "arith":
+        return [arith_problem(p) for p in DomainConfig().problems(n or 200, seed)], "arith"
+    return benchmark_problems(data, n), data.rsplit("/", 1)[-1].removesuffix(".jsonl")
+
+
 def run(args) -> int:
     from actors.cluster import ClusterConfig, init_ray
     from actors.group import ActorGroup
     from actors.rollout import RolloutWorker
     from spark_rl.engines.generator import GeneratorConfig
-    from spark_rl.tasks.domain import DomainConfig
-    from spark_rl.trainer.data import arith_problem, benchmark_problems
     from spark_rl.trainer.evaluation import EvalSettings, evaluate
 
-    if args.n <= 0 or args.k <= 0:
+    if (args.n is not None and args.n <= 0) or args.k <= 0:
         raise SystemExit("spark-rl eval: --n and --k must be > 0")
     model = args.model
     if model == "bootstrap":
@@ -41,11 +51,7 @@ def run(args) -> int:
         bcfg = load_config(BootstrapConfig, args.bootstrap_config)
         bcfg.build = ["policy"]
         model = str(bootstrap(bcfg).policy)
-    if args.data == "arith":
-        problems, name = [arith_problem(p) for p in DomainConfig().problems(args.n, args.seed)], "arith"
-    else:
-        problems = benchmark_problems(args.data, args.n)
-        name = args.data.rsplit("/", 1)[-1].removesuffix(".jsonl")
+    problems, name = eval_problems(args.data, args.n, args.seed)
     init_ray(ClusterConfig(num_cpus=max(4, args.workers + 1), log_to_driver=False))
     gen = GeneratorConfig(model_path=model, max_model_len=args.max_model_len)
     group = ActorGroup("rollout", lambda i: RolloutWorker.options(num_cpus=1).remote(gen, i), args.workers)

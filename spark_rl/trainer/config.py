@@ -10,6 +10,7 @@ from spark_rl.config import require, require_choice
 from spark_rl.config.resources import ResourceSpec
 from spark_rl.engines.generator import GeneratorConfig
 from spark_rl.engines.learner import LearnerConfig
+from spark_rl.engines.logprobs import PARITY_TOLERANCE
 from spark_rl.engines.prm_reward import PRMConfig
 from spark_rl.rewards.variants import PRM_VARIANTS, VARIANTS, VariantConfig
 from spark_rl.tasks.domain import DomainConfig
@@ -21,6 +22,12 @@ class RunConfig:
     seed: int = 0
     tensorboard: bool = True
     export_final: bool = True           # write the trained policy as an HF folder: <output_dir>/final_policy
+    # Checkpoints kept in <output_dir>/checkpoints (the newest K; older ones are deleted once a new
+    # one is complete). 0 keeps all: a ZeRO-3 7B checkpoint with Adam states is ~100 GB.
+    keep_checkpoints: int = 0
+
+    def validate(self) -> None:
+        require(self.keep_checkpoints >= 0, "keep_checkpoints", f"must be >= 0 (0 keeps all), got {self.keep_checkpoints}")
 
 
 @dataclass
@@ -33,8 +40,12 @@ class PolicyConfig:
 @dataclass
 class DataConfig:
     kind: str = "arith"                 # "arith" (embedded domain) or "benchmark" (files in shared/data)
-    train_size: int = 4000
-    eval_size: int = 200
+    train_size: int = 4000              # arith: problems drawn (benchmark files: see train_limit)
+    eval_size: int = 200                # arith: held-out problems; 0 = no evaluation (both kinds)
+    # kind=benchmark: the first N rows of the train / eval file; 0 = the whole file. Benchmarks are
+    # scored on every problem unless a limit is asked for (MATH500 means 500 problems).
+    train_limit: int = 0
+    eval_limit: int = 0
     seed: int = 2                       # training problems (the bootstrap's SFT draws use seeds 0, 1);
                                         # eval problems are removed from the training set
     eval_seed: int = 10_000             # = the bootstrap's held-out set for seed 0
@@ -45,6 +56,8 @@ class DataConfig:
     def validate(self) -> None:
         require_choice(self.kind, "kind", {"arith", "benchmark"})
         require(self.train_size > 0 and self.eval_size >= 0, "train_size", "must be > 0 (eval_size >= 0)")
+        require(self.train_limit >= 0, "train_limit", f"must be >= 0 (0 = the whole file), got {self.train_limit}")
+        require(self.eval_limit >= 0, "eval_limit", f"must be >= 0 (0 = the whole file), got {self.eval_limit}")
 
 
 @dataclass
@@ -57,6 +70,16 @@ class RolloutSection:
         require(self.num_workers >= 1, "num_workers", "must be >= 1")
 
 
+def _is_torch_device(name: str) -> bool:
+    import torch
+
+    try:
+        torch.device(name)
+    except RuntimeError:
+        return False
+    return True
+
+
 @dataclass
 class ReferenceSection:
     num_workers: int = 1
@@ -65,9 +88,14 @@ class ReferenceSection:
     # True: one reference worker per learner rank, in that rank's placement bundle (same node; on
     # GPU clusters give both fractional `num_gpus` to share a device). num_workers is then ignored.
     colocate_with_learner: bool = False
+    # the Scorer's device: "auto" = the worker's GPU when Ray gave it one (resources.num_gpus > 0),
+    # else the CPU; "cpu" keeps a CPU-declared reference worker off a GPU node's devices
+    device: str = "auto"
 
     def validate(self) -> None:
         require(self.num_workers >= 1, "num_workers", "must be >= 1")
+        require(self.device == "auto" or _is_torch_device(self.device), "device",
+                f"must be 'auto' or a torch device such as 'cpu', 'cuda', 'cuda:1'; got {self.device!r}")
 
 
 @dataclass
@@ -122,7 +150,8 @@ class GRPOSection:
     checkpoint_every: int = 10
     sync_bucket_mb: int = 64
     parity_check: bool = True           # after every sync: rollout vs learner logprobs on a probe
-    parity_tolerance: float = 1e-3
+    # max |logprob diff| the probe may show; None: by dtype (`PARITY_TOLERANCE`, `parity_tolerance`)
+    parity_tolerance: float | None = None
 
     def validate(self) -> None:
         require(self.steps >= 0, "steps", "must be >= 0")
@@ -130,6 +159,17 @@ class GRPOSection:
         require(self.group_size >= 1, "group_size", "must be >= 1")
         require(self.epochs >= 1, "epochs", "must be >= 1")
         require(self.temperature >= 0, "temperature", "must be >= 0")
+        require(self.parity_tolerance is None or self.parity_tolerance > 0, "parity_tolerance",
+                f"must be > 0 (or null: by dtype), got {self.parity_tolerance}")
+
+
+def parity_tolerance(cfg: RLConfig) -> float:
+    """`grpo.parity_tolerance` if set, else the default for the coarser of the learner's and the
+    rollout engine's dtype (any dtype but float32 - bfloat16, float16, auto - counts as bf16)."""
+    if cfg.grpo.parity_tolerance is not None:
+        return cfg.grpo.parity_tolerance
+    dtypes = {cfg.learner.engine.dtype, cfg.rollout.engine.dtype}
+    return max(PARITY_TOLERANCE["float32" if d in ("float32", "fp32") else "bfloat16"] for d in dtypes)
 
 
 ELASTIC_GROUPS = ("rollout", "reward", "reference")

@@ -82,6 +82,8 @@ def build_problems(cfg) -> tuple[list[Problem], list[Problem]]:
         train = [arith_problem(p) for p in cfg.domain.problems(cfg.train_size + len(held_out), cfg.seed)
                  if p.question not in held_out][:cfg.train_size]
         return train, evalset
-    train = benchmark_problems(cfg.benchmark, cfg.train_size)
-    evalset = benchmark_problems(cfg.eval_benchmark, cfg.eval_size) if cfg.eval_size else []
+    # benchmark files are used whole unless a limit is asked for: train_size / eval_size size the
+    # generated arithmetic sets, they must not silently cut MATH500 to its first 200 problems
+    train = benchmark_problems(cfg.benchmark, cfg.train_limit or None)
+    evalset = benchmark_problems(cfg.eval_benchmark, cfg.eval_limit or None) if cfg.eval_size else []
     return train, evalset

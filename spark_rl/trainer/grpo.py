@@ -33,7 +33,8 @@ from spark_rl.rewards.agreement import prm_agreement
 from spark_rl.rewards.base import RewardInput, sanitize
 from spark_rl.rewards.hacking import hacking_indicators
 from spark_rl.rewards.variants import TOKEN_LEVEL_VARIANTS
-from spark_rl.trainer.config import RewardSection, RLConfig
+from spark_rl.trainer.checkpoints import prune_checkpoints
+from spark_rl.trainer.config import RewardSection, RLConfig, parity_tolerance
 from spark_rl.trainer.data import Problem, PromptStream
 from spark_rl.trainer.evaluation import EvalSettings, evaluate
 from spark_rl.trainer.metrics import MetricsWriter, StepTimer
@@ -90,7 +91,7 @@ class GRPOTrainer:
         self.reference = None
         if cfg.grpo.loss.kl_coef > 0:
             scfg = ScorerConfig(model_path=policy_path, dtype=cfg.learner.engine.dtype,
-                                micro_batch_tokens=cfg.reference.micro_batch_tokens)
+                                micro_batch_tokens=cfg.reference.micro_batch_tokens, device=cfg.reference.device)
             if colocate is not None:
                 ref_opts, n_ref = self.learner.colocated_options, cfg.learner.num_ranks
             else:
@@ -234,9 +235,10 @@ class GRPOTrainer:
             targets = handles
             stats = push(targets)
         stats["parity"] = self.parity(targets[0]) if g.parity_check else None
-        if stats["parity"] is not None and stats["parity"] > g.parity_tolerance:
+        tol = parity_tolerance(self.cfg)   # follows the dtype: bf16 engines round differently
+        if stats["parity"] is not None and stats["parity"] > tol:
             raise RuntimeError(f"weight sync parity check failed: max |logprob diff| {stats['parity']:.2e} "
-                               f"> {g.parity_tolerance:.0e}")
+                               f"> {tol:.0e} (grpo.parity_tolerance)")
         return stats
 
     def parity(self, handle) -> float:
@@ -278,6 +280,7 @@ class GRPOTrainer:
                  "torch_random": torch.get_rng_state()}
         self.learner.save_checkpoint(str(path), state)
         (self.run_dir / "checkpoints" / "latest").write_text(path.name)
+        prune_checkpoints(self.run_dir / "checkpoints", self.cfg.run.keep_checkpoints)
         return path
 
     def resume(self, source: str | Path | None = None) -> bool:
