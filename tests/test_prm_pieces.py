@@ -68,3 +68,11 @@ def test_students_one_per_variant_and_format():
     two = PRMDataSection(variants=["single", "step-consistency"], formats=["prm-cot", "prm"])
     assert students(two) == [("single", "single", "prm-cot"), ("step-consistency", "step-consistency", "prm-cot"),
                              ("single.prm", "single", "prm"), ("step-consistency.prm", "step-consistency", "prm")]
+    three = PRMDataSection(variants=["single", "step-consistency"], formats=["prm-cot", "prm"],
+                           format_variants={"prm": ["step-consistency"]})
+    assert [n for n, _, _ in students(three)] == ["single", "step-consistency", "step-consistency.prm"]
+    import pytest
+
+    from spark_rl.config import ConfigError
+    with pytest.raises((ConfigError, ValueError), match="format_variants"):
+        PRMDataSection(variants=["single"], formats=["prm-cot", "prm"], format_variants={"prm": ["other"]}).validate()

@@ -34,12 +34,18 @@ class PRMDataSection:
     # several formats: one student per (variant, format); the first format's students are named by
     # the variant alone, the others `<variant>.<format>` (e.g. step-consistency.prm). Empty: [format]
     formats: list[str] = field(default_factory=list)
+    # a format -> the variants it is trained on, when not all of `variants` (e.g. {prm: [step-consistency]})
+    format_variants: dict[str, list[str]] = field(default_factory=dict)
     heldout_share: float = 0.1          # held out by problem (no problem in both splits)
 
     def validate(self) -> None:
         require_choice(self.format, "format", set(FORMATS))
         for f in self.formats:
             require_choice(f, "formats", set(FORMATS))
+        for f, vs in self.format_variants.items():
+            require(f in (self.formats or [self.format]), "format_variants", f"{f!r} is not one of the formats")
+            require(set(vs) <= set(self.variants), "format_variants",
+                    f"{f}: {sorted(set(vs) - set(self.variants))} not in variants")
         require(0.0 <= self.heldout_share < 1.0, "heldout_share", "must be in [0, 1)")
         require(len(self.variants) >= 1, "variants", "name at least one Stage 1 variant")
 
@@ -132,7 +138,8 @@ def _load_variant(stage1_dir: Path, variant: str) -> list[dict]:
 def students(data: PRMDataSection) -> list[tuple[str, str, str]]:
     """(student name, Stage 1 variant, format) of every student a config trains."""
     formats = list(data.formats) or [data.format]
-    return [(v if f == formats[0] else f"{v}.{f}", v, f) for f in formats for v in data.variants]
+    return [(v if f == formats[0] else f"{v}.{f}", v, f) for f in formats for v in data.variants
+            if v in data.format_variants.get(f, data.variants)]
 
 
 def train_student(cfg: TrainPRMConfig, variant: str, init_model: str, out: Path, progress: bool = True,
