@@ -68,7 +68,10 @@ def _figure(n_axes: int = 1, width: float = 6.4):
     cols = min(n_axes, 2)
     rows = (n_axes + cols - 1) // cols
     fig, axes = plt.subplots(rows, cols, figsize=(width * cols / (1.4 if cols > 1 else 1), 3.6 * rows), squeeze=False)
-    return fig, [ax for line in axes for ax in line][:n_axes], plt
+    flat = [ax for line in axes for ax in line]
+    for ax in flat[n_axes:]:
+        ax.set_visible(False)           # an odd panel count leaves one grid cell empty
+    return fig, flat[:n_axes], plt
 
 
 def line_plot(runs: dict[str, list[dict]], panels: list[tuple[str, str]], title: str, path: Path) -> Path:

@@ -283,13 +283,13 @@ def bootstrap(cfg: BootstrapConfig, progress: bool = True, evaluate: bool = True
         shipped = cfg.shipped_dir(name)
         model_dir = cfg.model_dir(name)
         if not rebuild and not cfg.out_dir and _is_complete(shipped, key):
-            log.info("bootstrap %s: shipped with the package (%s)", name, shipped)
             model_dir = shipped
         elif rebuild and model_dir.exists():
             shutil.rmtree(model_dir)
         report_path = model_dir / "bootstrap_report.json"
         if _is_complete(model_dir, key):
-            log.info("bootstrap %s: cached at %s", name, model_dir)
+            log.info("bootstrap %s: %s %s", name, "shipped with the package:" if model_dir == shipped else "cached at",
+                     model_dir)
             report[name] = json.loads(report_path.read_text()) if report_path.exists() else {}
         else:
             mcfg = cfg.section(name)
