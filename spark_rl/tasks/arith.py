@@ -279,9 +279,10 @@ def mistaken_analyses(p: ArithProblem, steps: list[str], labels: list[bool], rng
                       answer: str | None = None) -> list[str]:
     """Analyses of a grading with one mistake (`labels` differ from the exact ones), written the way
     a grader who errs would write them, with the verdict still following the visible comparison:
-    the first step wrongly called incorrect carries a slip in the grader's own computation; a step
-    wrongly called correct is one whose result the grader misread as its own. Never a copy of the
-    student's result into the grader's computation (that would teach the copying shortcut)."""
+    the first step wrongly called incorrect carries a slip in the grader's own computation (the
+    bootstrap draws only such false alarms, `sft_data._mistaken`). Were a wrong step called correct,
+    its result would be shown as read equal to the grader's own; never is the student's result
+    copied into the grader's computation (that would teach the copying shortcut)."""
     exact = step_analyses(p, steps, answer)
     first_bad = next((i for i, ok in enumerate(labels) if not ok), len(labels))
     out, prev = [], p.start
