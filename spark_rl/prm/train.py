@@ -142,8 +142,8 @@ def students(data: PRMDataSection) -> list[tuple[str, str, str]]:
             if v in data.format_variants.get(f, data.variants)]
 
 
-def train_student(cfg: TrainPRMConfig, variant: str, init_model: str, out: Path, progress: bool = True,
-                  fmt: str | None = None, name: str | None = None) -> dict:
+def train_student(cfg: TrainPRMConfig, name: str, variant: str, fmt: str, init_model: str, out: Path,
+                  progress: bool = True) -> dict:
     from dataclasses import replace
 
     from tqdm import tqdm
@@ -153,8 +153,6 @@ def train_student(cfg: TrainPRMConfig, variant: str, init_model: str, out: Path,
     from spark_rl.models.chat import encode_sft
     from spark_rl.prm.formats import sft_example
 
-    fmt = fmt or cfg.data.format
-    name = name or variant
     rows = _load_variant(Path(cfg.data.stage1_dir), variant)
     train_rows, held_rows = split_by_problem(rows, cfg.data.heldout_share, cfg.seed)
     if not train_rows:
@@ -234,7 +232,7 @@ def train_prm(cfg: TrainPRMConfig, progress: bool = True) -> dict:
             log.info("train-prm %s: done before, skipped", name)
             continue
         print(f"train-prm: student {k}/{len(todo)}: {name} ({fmt} on {variant} labels)", flush=True)
-        res = train_student(cfg, variant, init, vdir, progress=progress, fmt=fmt, name=name)
+        res = train_student(cfg, name, variant, fmt, init, vdir, progress=progress)
         vdir.mkdir(parents=True, exist_ok=True)
         (vdir / "summary.json").write_text(json.dumps(res, indent=1))
         if "model" in res:
