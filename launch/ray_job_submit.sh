@@ -21,9 +21,9 @@
 # Worker nodes joining with `ray start --address` need the same token. A head started with
 # RAY_AUTH_MODE=disabled needs none (only on a network nobody else reaches).
 #
-# Benchmark data (data.kind=benchmark): the job's copy of the repository has no ../shared/data
-# beside it, so the script passes SPARK_RL_DATA_DIR to the job: yours if set, else this
-# repository's ../shared/data when it exists. That path must exist on the head node (shared storage).
+# Benchmark data (data.kind=benchmark, eval suites): the job reads the files shipped in the package
+# (spark_rl/assets/data, part of the repository copy it runs in). SPARK_RL_DATA_DIR, when you set
+# it, is passed to the job and read instead; that path must exist on the head node (shared storage).
 set -euo pipefail
 : "${RAY_ADDRESS:?set RAY_ADDRESS=http://HEAD:8265 (dashboard and job server of the head node)}"
 CONFIG=${1:?usage: $0 CONFIG [key=value ...]}
@@ -40,10 +40,8 @@ DATA_DIR=${SPARK_RL_DATA_DIR:-}
 if [ -n "$DATA_DIR" ]; then
   [ -d "$DATA_DIR" ] || { echo "SPARK_RL_DATA_DIR=$DATA_DIR is not a directory" >&2; exit 2; }
   DATA_DIR=$(cd "$DATA_DIR" && pwd)
-elif [ -d "$REPO/../shared/data" ]; then
-  DATA_DIR=$(cd "$REPO/../shared/data" && pwd)
 else
-  echo "note: no SPARK_RL_DATA_DIR and no $REPO/../shared/data: runs with data.kind=benchmark will not find their files" >&2
+  echo "note: no SPARK_RL_DATA_DIR: the job reads the benchmark files shipped in the package (spark_rl/assets/data)" >&2
 fi
 ENV_VARS='"VLLM_ENABLE_V1_MULTIPROCESSING": "0", "TOKENIZERS_PARALLELISM": "false", "HF_HUB_OFFLINE": "1"'
 if [ -n "$DATA_DIR" ]; then

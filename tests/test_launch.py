@@ -59,15 +59,16 @@ def _runtime_env(args: list[str]) -> dict:
 
 
 def test_ray_job_submit_passes_the_data_dir_and_turns_on_token_auth(tmp_path):
-    # a clone with ../shared/data beside it: the job (which runs in an unpacked copy) gets its path
+    # the job reads the benchmark files shipped in the package: a folder beside the repository
+    # (this workplace's ../shared/data) is not looked for, only an explicit SPARK_RL_DATA_DIR is passed
     clone = tmp_path / "work" / "clone"
     shutil.copytree(REPO / "launch", clone / "launch")
     (tmp_path / "work" / "shared" / "data").mkdir(parents=True)
     (tmp_path / "home" / ".ray").mkdir(parents=True)
     (tmp_path / "home" / ".ray" / "auth_token").write_text("t0ken")      # what `ray start --head` writes
-    args, env, _ = _submit_with_stub_ray(tmp_path, clone)
+    args, env, err = _submit_with_stub_ray(tmp_path, clone)
     renv = _runtime_env(args)
-    assert renv["env_vars"]["SPARK_RL_DATA_DIR"] == str((tmp_path / "work" / "shared" / "data").resolve())
+    assert "SPARK_RL_DATA_DIR" not in renv["env_vars"] and "shipped in the package" in err
     assert args[args.index("--working-dir") + 1] == str(clone)          # the repository, from any cwd
     assert args[args.index("--") + 1:] == ["spark-rl", "train-rl", "configs/demo/rlvr.yaml", "cluster.address=auto",
                                            "grpo.steps=2"]
@@ -79,7 +80,7 @@ def test_ray_job_submit_passes_the_data_dir_and_turns_on_token_auth(tmp_path):
     assert _runtime_env(args)["env_vars"]["SPARK_RL_DATA_DIR"] == str(mine) and env["RAY_AUTH_MODE"] == "disabled"
 
 
-def test_ray_job_submit_without_data_says_so_and_rejects_a_bad_data_dir(tmp_path):
+def test_ray_job_submit_without_a_data_dir_says_so_and_rejects_a_bad_one(tmp_path):
     clone = tmp_path / "clone"
     shutil.copytree(REPO / "launch", clone / "launch")
     args, env, err = _submit_with_stub_ray(tmp_path, clone)

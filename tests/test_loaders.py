@@ -1,47 +1,88 @@
+import gzip
+import hashlib
 import json
+import re
 
 import pytest
 
 from spark_rl.tasks.loaders import (
     BENCHMARK_FILES,
+    PACKAGE_DATA_DIR,
     PROCESSBENCH_SUBSETS,
     DataFormatError,
-    default_data_dir,
+    data_file,
     load_benchmark,
     load_prm800k_stepwise,
     load_processbench,
 )
 
-DATA = default_data_dir()
-needs_data = pytest.mark.skipif(not (DATA / "math500_test.jsonl").exists(), reason="shared/data not present")
+# The benchmark files ship with the package: these tests read that copy (SPARK_RL_DATA_DIR unset,
+# below), whatever lies beside the repository. Row counts as their sources have them.
+ROWS = {"math500": 500, "aime24": 30, "aime25": 30, "amc23": 40, "olympiadbench": 675, "minerva_math": 272,
+        "gsm8k_train": 7473, "gsm8k_test": 1319, "college_math": 2818}
+PB_ROWS = {"gsm8k": 400, "math": 1000, "olympiadbench": 1000, "omnimath": 1000}
+
+
+@pytest.fixture(autouse=True)
+def _shipped_copy(monkeypatch):
+    monkeypatch.delenv("SPARK_RL_DATA_DIR", raising=False)
 
 
 def _lines(path):
-    return sum(1 for ln in path.read_text(encoding="utf-8").splitlines() if ln.strip())
+    with gzip.open(path, "rt", encoding="utf-8") as f:
+        return sum(1 for ln in f if ln.strip())
 
 
-@needs_data
+def test_every_shipped_file_matches_its_sha256_in_data_md():
+    """DATA.md lists each shipped file with the sha256 of its JSONL (uncompressed) and of the .gz
+    file; the package holds exactly those files, unchanged."""
+    listed = {name: (raw, gz) for name, raw, gz in re.findall(
+        r"^([\w.]+\.jsonl\.gz)\s+([0-9a-f]{64})\s+([0-9a-f]{64})$", (PACKAGE_DATA_DIR / "DATA.md").read_text(), re.M)}
+    shipped = sorted(p.name for p in PACKAGE_DATA_DIR.glob("*.jsonl.gz"))
+    assert sorted(listed) == shipped and len(shipped) == 14
+    for name in shipped:
+        blob = (PACKAGE_DATA_DIR / name).read_bytes()
+        got = (hashlib.sha256(gzip.decompress(blob)).hexdigest(), hashlib.sha256(blob).hexdigest())
+        assert got == listed[name], name
+
+
 @pytest.mark.parametrize("name", sorted(BENCHMARK_FILES))
 def test_benchmarks_load_every_row(name):
     ds = load_benchmark(name)
-    assert len(ds) == _lines(DATA / BENCHMARK_FILES[name])
+    path = data_file(BENCHMARK_FILES[name])
+    assert path.parent == PACKAGE_DATA_DIR and path.name.endswith(".jsonl.gz")
+    assert len(ds) == _lines(path) == ROWS[name]
     assert set(ds.column_names) == {"id", "problem", "answer", "solution", "source"}
     assert all(a.strip() for a in ds["answer"]) and len(set(ds["id"])) == len(ds)
 
 
-@needs_data
 @pytest.mark.parametrize("subset", PROCESSBENCH_SUBSETS)
 def test_processbench_subsets(subset):
     ds = load_processbench(subset)
-    assert len(ds) == _lines(DATA / f"processbench_{subset}.jsonl")
+    assert len(ds) == _lines(data_file(f"processbench_{subset}.jsonl")) == PB_ROWS[subset]
+    assert set(ds["subset"]) == {subset}
     assert all(-1 <= lab < len(st) for lab, st in zip(ds["label"], ds["steps"]))
 
 
-@needs_data
 def test_prm800k():
     ds = load_prm800k_stepwise()
-    assert len(ds) == _lines(DATA / "prm800k_phase1_test_stepwise_critic.jsonl")
+    assert len(ds) == _lines(data_file("prm800k_phase1_test_stepwise_critic.jsonl")) == 5449
     assert set(ds["rating"]) <= {-1, 0, 1, None}
+
+
+def test_data_dir_env_overrides_the_shipped_copy(tmp_path, monkeypatch):
+    """SPARK_RL_DATA_DIR wins, plain or gzip files; a name missing there is an error naming the path
+    (no silent fall-back to the shipped copy)."""
+    (tmp_path / "math500_test.jsonl").write_text(json.dumps({"problem": "1+1?", "answer": "2"}) + "\n")
+    with gzip.open(tmp_path / "processbench_gsm8k.jsonl.gz", "wt") as f:
+        f.write(json.dumps({"problem": "p", "steps": ["a", "b"], "label": 1}) + "\n")
+    monkeypatch.setenv("SPARK_RL_DATA_DIR", str(tmp_path))
+    assert load_benchmark("math500")["answer"] == ["2"]
+    assert load_processbench("gsm8k")["label"] == [1] and load_processbench("gsm8k")["subset"] == ["gsm8k"]
+    with pytest.raises(FileNotFoundError, match=str(tmp_path / "aime24_test.jsonl")):
+        load_benchmark("aime24")
+    # a path (as a config gives one) is read as is, gzip too
+    assert load_processbench(tmp_path / "processbench_gsm8k.jsonl.gz")["subset"] == ["gsm8k"]
 
 
 @pytest.mark.parametrize("row,field", [

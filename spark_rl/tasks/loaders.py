@@ -1,4 +1,8 @@
-"""Loaders for the real benchmark files (see shared/data/SOURCES.md) into one schema, as HF datasets.
+"""Loaders for the real benchmark files into one schema, as HF datasets.
+
+The files ship with the package, gzip-compressed (`spark_rl/assets/data/*.jsonl.gz`; sources,
+licences and checksums in its DATA.md). `SPARK_RL_DATA_DIR` points the loaders at another folder
+(plain `.jsonl` or `.jsonl.gz` files of the same names); a path given in a config is read as is.
 
 Benchmarks -> `id, problem, answer, solution (or None), source`.
 ProcessBench-format files -> `id, problem, steps, label, final_answer_correct, subset`.
@@ -8,6 +12,7 @@ is dropped silently. Blank lines are skipped and counted.
 
 from __future__ import annotations
 
+import gzip
 import json
 import logging
 import os
@@ -34,12 +39,32 @@ class DataFormatError(ValueError):
         super().__init__(f"{file}: row {row}: field '{field}': {message}")
 
 
+PACKAGE_DATA_DIR = Path(__file__).resolve().parents[1] / "assets" / "data"
+
+
 def default_data_dir() -> Path:
-    """`SPARK_RL_DATA_DIR`, else `shared/data` beside the repository (the project's layout)."""
+    """`SPARK_RL_DATA_DIR`, else the copy shipped in the package (`spark_rl/assets/data`)."""
     env = os.environ.get("SPARK_RL_DATA_DIR")
-    if env:
-        return Path(env)
-    return Path(__file__).resolve().parents[3] / "shared" / "data"
+    return Path(env) if env else PACKAGE_DATA_DIR
+
+
+def data_file(filename: str, data_dir: str | Path | None = None) -> Path:
+    """`filename` (e.g. `math500_test.jsonl`) in `data_dir` (default: `default_data_dir()`), plain
+    or gzip-compressed (`.jsonl.gz`); the plain name when neither exists (the error names it)."""
+    d = Path(data_dir or default_data_dir())
+    for candidate in (d / filename, d / f"{filename}.gz"):
+        if candidate.is_file():
+            return candidate
+    return d / filename
+
+
+def file_stem(path: str | Path) -> str:
+    """`math500_test` of `.../math500_test.jsonl` and of `.../math500_test.jsonl.gz`."""
+    return Path(Path(path).name.removesuffix(".gz")).stem
+
+
+def _open_text(path: Path):
+    return gzip.open(path, "rt", encoding="utf-8") if path.suffix == ".gz" else path.open(encoding="utf-8")
 
 
 def load_jsonl_rows(path: str | Path, required: dict[str, type | tuple[type, ...]]) -> list[dict]:
@@ -48,7 +73,7 @@ def load_jsonl_rows(path: str | Path, required: dict[str, type | tuple[type, ...
     if not path.is_file():
         raise FileNotFoundError(f"data file not found: {path}")
     rows, blank = [], 0
-    with path.open(encoding="utf-8") as f:
+    with _open_text(path) as f:
         for n, line in enumerate(f, start=1):
             if not line.strip():
                 blank += 1
@@ -82,7 +107,7 @@ def load_benchmark(name: str, path: str | Path | None = None, data_dir: str | Pa
     if path is None:
         if name not in BENCHMARK_FILES:
             raise ValueError(f"unknown benchmark {name!r}; known: {sorted(BENCHMARK_FILES)} (or give a path)")
-        path = Path(data_dir or default_data_dir()) / BENCHMARK_FILES[name]
+        path = data_file(BENCHMARK_FILES[name], data_dir)
     rows = load_jsonl_rows(path, {"problem": str, "answer": str})
     out = {"id": [], "problem": [], "answer": [], "solution": [], "source": []}
     for n, row in rows:
@@ -104,9 +129,9 @@ def load_processbench(subset_or_path: str | Path, data_dir: str | Path | None = 
     p = Path(subset_or_path)
     if str(subset_or_path) in PROCESSBENCH_SUBSETS:
         subset = str(subset_or_path)
-        p = Path(data_dir or default_data_dir()) / f"processbench_{subset}.jsonl"
+        p = data_file(f"processbench_{subset}.jsonl", data_dir)
     else:
-        subset = p.stem.removeprefix("processbench_")
+        subset = file_stem(p).removeprefix("processbench_")
     rows = load_jsonl_rows(p, {"problem": str, "steps": list, "label": int})
     out = {"id": [], "problem": [], "steps": [], "label": [], "final_answer_correct": [], "subset": []}
     for n, row in rows:
@@ -127,7 +152,7 @@ def load_processbench(subset_or_path: str | Path, data_dir: str | Path | None = 
 def load_prm800k_stepwise(path: str | Path | None = None, data_dir: str | Path | None = None) -> Dataset:
     """PRM800K phase-1 step-wise critic rows: `problem`, the previous steps (`responses`), the rated
     next step (`next_response`) and its human `rating` (-1, 0, 1; None where unrated)."""
-    path = Path(path or Path(data_dir or default_data_dir()) / "prm800k_phase1_test_stepwise_critic.jsonl")
+    path = Path(path or data_file("prm800k_phase1_test_stepwise_critic.jsonl", data_dir))
     rows = load_jsonl_rows(path, {"problem": str, "next_response": str})
     out = {"problem": [], "previous_steps": [], "next_step": [], "rating": []}
     for n, row in rows:

@@ -63,12 +63,11 @@ def arith_problem(p) -> Problem:
 def benchmark_problems(name_or_path: str, limit: int | None = None) -> list[Problem]:
     """Rows of a benchmark file as RL problems. A row without a problem or answer is an error
     naming the file and row (`DataFormatError`): RL on an ungradable row would train on noise."""
-    from pathlib import Path
 
-    from spark_rl.tasks.loaders import BENCHMARK_FILES, load_benchmark
+    from spark_rl.tasks.loaders import BENCHMARK_FILES, file_stem, load_benchmark
 
     ds = load_benchmark(name_or_path) if name_or_path in BENCHMARK_FILES else \
-        load_benchmark(Path(name_or_path).stem, path=name_or_path)
+        load_benchmark(file_stem(name_or_path), path=name_or_path)
     rows = ds.select(range(min(limit, len(ds)))) if limit else ds
     return [Problem(id=r["id"], prompt=r["problem"].strip() + "\n", question=r["problem"], answer=r["answer"])
             for r in rows]
