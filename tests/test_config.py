@@ -69,11 +69,13 @@ def test_every_shipped_config_loads_and_validates():
 
     root = Path(__file__).resolve().parents[1] / "configs"
     from spark_rl.pipelines.demo import DemoConfig
+    from spark_rl.pipelines.suite import EvalConfig
     from spark_rl.prm.evaluate import EvalPRMConfig
     from spark_rl.prm.train import TrainPRMConfig
 
+    # first matching prefix wins: eval_prm before eval
     kinds = {"bootstrap": BootstrapConfig, "synthesize": SynthesizeConfig, "rl": RLConfig,
-             "train_prm": TrainPRMConfig, "eval_prm": EvalPRMConfig, "demo": DemoConfig}
+             "train_prm": TrainPRMConfig, "eval_prm": EvalPRMConfig, "eval": EvalConfig, "demo": DemoConfig}
     found = sorted(root.rglob("*.yaml"))
     assert found
     for path in found:
@@ -91,3 +93,30 @@ def test_prm_students_start_from_a_named_bootstrap_model():
     assert load_config(TrainPRMConfig, root, ["init_from=verifier"]).init_from == "verifier"
     with pytest.raises(ConfigError, match="init_from"):
         load_config(TrainPRMConfig, root, ["init_from=teacher"])
+
+
+def test_paper_configs_cover_every_stage_at_the_paper_scale():
+    """configs/paper/: Stage 1 (synthesize), Stage 2 (train_prm: a 14B PRM-CoT student on the
+    step-consistency labels; eval_prm: the four ProcessBench subsets, generative and greedy),
+    Stage 3 (rl_*) and the six-benchmark evaluation (eval), each loading and validating."""
+    from pathlib import Path
+
+    from spark_rl.pipelines.suite import EvalConfig, suite_names
+    from spark_rl.pipelines.synthesize import SynthesizeConfig
+    from spark_rl.prm.evaluate import EvalPRMConfig
+    from spark_rl.prm.train import TrainPRMConfig
+    from spark_rl.tasks.loaders import PAPER_EVAL_SET, PROCESSBENCH_SUBSETS
+
+    root = Path(__file__).resolve().parents[1] / "configs" / "paper"
+    assert {p.stem for p in root.glob("*.yaml")} >= {"synthesize", "train_prm", "eval_prm", "rl_prm_cot", "rl_rlvr", "eval"}
+    tp = load_config(TrainPRMConfig, root / "train_prm.yaml")
+    assert "14B" in tp.init_model and tp.data.format == "prm-cot" and tp.data.variants[0] == "step-consistency"
+    assert tp.data.stage1_dir == load_config(SynthesizeConfig, root / "synthesize.yaml").output_dir + "/datasets"
+    assert tp.learner.engine.dtype == "bfloat16" and tp.learner.engine.zero_stage == 3
+    ep = load_config(EvalPRMConfig, root / "eval_prm.yaml")
+    assert tuple(ep.data.sources) == PROCESSBENCH_SUBSETS and ep.data.limit == 0
+    assert ep.train_prm_dir == tp.output_dir and ep.critic.k == 1        # the students: generative, greedy
+    assert all(m.mode == "critic" for m in ep.models)                    # the listed base is the critic baseline
+    ev = load_config(EvalConfig, root / "eval.yaml")
+    assert tuple(suite_names(ev.suite)) == PAPER_EVAL_SET and ev.k == 1 and ev.n == 0
+    assert ev.engine.max_model_len >= ev.max_new_tokens + 1024

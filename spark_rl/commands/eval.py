@@ -1,65 +1,71 @@
-"""`spark-rl eval`: greedy pass@1 and sampled pass@k / maj@k of a model on a dataset."""
+"""`spark-rl eval`: greedy pass@1 and sampled pass@k / maj@k of a model on one dataset or a suite
+(`--suite paper`: the paper's six benchmarks, one table). Settings come from an optional YAML
+config (`configs/paper/eval.yaml`), dotted overrides, then the flags given."""
 
 from __future__ import annotations
 
-import json
+# flag -> EvalConfig field (flags default to None: only the ones given override the config)
+FLAGS = {"model": "model", "bootstrap_config": "bootstrap_config", "n": "n", "seed": "arith_seed", "k": "k",
+         "temperature": "temperature", "max_new_tokens": "max_new_tokens", "workers": "workers",
+         "out": "output_dir", "prompt_template": "prompt_template"}
 
 
 def add_arguments(p) -> None:
-    p.add_argument("--model", default="bootstrap",
-                   help="HF model folder, or 'bootstrap' for the policy of --bootstrap-config")
-    p.add_argument("--bootstrap-config", default="configs/demo/bootstrap.yaml")
-    p.add_argument("--data", default="arith",
-                   help="'arith' (held-out embedded problems), a benchmark name (math500, gsm8k_test, ...) or a JSONL path")
+    p.add_argument("config", nargs="?", default=None, help="optional YAML config (e.g. configs/paper/eval.yaml)")
+    p.add_argument("overrides", nargs="*", help="dotted overrides, e.g. engine.dtype=bfloat16")
+    p.add_argument("--model", default=None,
+                   help="HF model folder, or 'bootstrap' (the default) for the policy of --bootstrap-config")
+    p.add_argument("--bootstrap-config", default=None, help="default configs/demo/bootstrap.yaml")
+    p.add_argument("--suite", default=None,
+                   help="'paper' (MATH500, AIME24, AIME25, AMC23, OlympiadBench, Minerva Math) or NAME,NAME,...")
+    p.add_argument("--data", default=None,
+                   help="one dataset: 'arith' (held-out embedded problems, the default), a benchmark name "
+                        "(math500, gsm8k_test, ...) or a JSONL path")
     p.add_argument("--n", type=int, default=None,
-                   help="problems: arith 200 by default; a benchmark file is used whole unless given (first N rows)")
-    p.add_argument("--seed", type=int, default=10_000, help="arith: problem seed (10000 = the bootstrap's held-out set)")
-    p.add_argument("--k", type=int, default=1, help="samples per problem for pass@k and maj@k (1: greedy only)")
-    p.add_argument("--temperature", type=float, default=1.0)
-    p.add_argument("--max-new-tokens", type=int, default=160)
-    p.add_argument("--workers", type=int, default=1, help="rollout workers")
-    p.add_argument("--max-model-len", type=int, default=1024)
-    p.add_argument("--out", default="runs/eval", help="writes <name>_samples.jsonl and <name>_summary.json")
+                   help="items per benchmark: the first N rows (default: the whole file; arith: 200)")
+    p.add_argument("--seed", type=int, default=None, help="arith: problem seed (10000 = the bootstrap's held-out set)")
+    p.add_argument("--k", type=int, default=None, help="samples per problem for pass@k and maj@k (1: greedy only)")
+    p.add_argument("--temperature", type=float, default=None)
+    p.add_argument("--max-new-tokens", type=int, default=None)
+    p.add_argument("--workers", type=int, default=None, help="rollout workers (the data-parallel degree)")
+    p.add_argument("--max-model-len", type=int, default=None)
+    p.add_argument("--prompt-template", default=None,
+                   help="what the policy sees, {problem} replaced (default: the prompt train-rl trains with)")
+    p.add_argument("--out", default=None, help="output folder (default runs/eval): per-benchmark samples and "
+                                               "summaries, suite.json, suite.md, suite.png")
     p.add_argument("--no-progress", action="store_true")
 
 
-def eval_problems(data: str, n: int | None, seed: int) -> tuple[list, str]:
-    """(problems, name) of `--data`: `n` held-out arithmetic problems (200 by default), or a
-    benchmark file whole unless `n` asks for its first rows (MATH500 is 500 problems)."""
-    from spark_rl.tasks.domain import DomainConfig
-    from spark_rl.trainer.data import arith_problem, benchmark_problems
+def build_config(args):
+    from spark_rl.config import ConfigError, load_config
+    from spark_rl.config.loader import validate
+    from spark_rl.pipelines.suite import EvalConfig
 
-    if data == "arith":
-        return [arith_problem(p) for p in DomainConfig().problems(n or 200, seed)], "arith"
-    return benchmark_problems(data, n), data.rsplit("/", 1)[-1].removesuffix(".jsonl")
+    config, overrides = args.config, list(args.overrides)
+    if config is not None and "=" in config and not config.endswith((".yaml", ".yml")):
+        config, overrides = None, [config, *overrides]       # `spark-rl eval k=v ...` without a file
+    cfg = load_config(EvalConfig, config, overrides)
+    if args.suite is not None and args.data is not None:
+        raise ConfigError("spark-rl eval: give --suite or --data, not both")
+    if args.suite is not None or args.data is not None:
+        cfg.suite = args.suite if args.suite is not None else args.data
+    for flag, key in FLAGS.items():
+        if getattr(args, flag) is not None:
+            setattr(cfg, key, getattr(args, flag))
+    if args.max_model_len is not None:
+        cfg.engine.max_model_len = args.max_model_len
+    if (args.n is not None and args.n <= 0) or (args.k is not None and args.k <= 0):
+        raise ConfigError("spark-rl eval: --n and --k must be > 0")
+    validate(cfg)
+    return cfg
 
 
 def run(args) -> int:
-    from actors.cluster import ClusterConfig, init_ray
-    from actors.group import ActorGroup
-    from actors.rollout import RolloutWorker
-    from spark_rl.engines.generator import GeneratorConfig
-    from spark_rl.trainer.evaluation import EvalSettings, evaluate
+    from spark_rl.pipelines.suite import run_suite
 
-    if (args.n is not None and args.n <= 0) or args.k <= 0:
-        raise SystemExit("spark-rl eval: --n and --k must be > 0")
-    model = args.model
-    if model == "bootstrap":
-        from spark_rl.config import load_config
-        from spark_rl.trainer.bootstrap import BootstrapConfig, bootstrap
-
-        bcfg = load_config(BootstrapConfig, args.bootstrap_config)
-        bcfg.build = ["policy"]
-        model = str(bootstrap(bcfg).policy)
-    problems, name = eval_problems(args.data, args.n, args.seed)
-    init_ray(ClusterConfig(num_cpus=max(4, args.workers + 1), log_to_driver=False))
-    gen = GeneratorConfig(model_path=model, max_model_len=args.max_model_len)
-    group = ActorGroup("rollout", lambda i: RolloutWorker.options(num_cpus=1).remote(gen, i), args.workers)
-    try:
-        summary = evaluate(group, problems, EvalSettings(k=args.k, temperature=args.temperature,
-                                                         max_new_tokens=args.max_new_tokens),
-                           out_dir=args.out, progress=not args.no_progress, name=name)
-    finally:
-        group.kill_all()
-    print(json.dumps({"model": model, "data": args.data, **summary}, indent=1))
+    cfg = build_config(args)
+    result = run_suite(cfg, progress=not args.no_progress)
+    print(result["markdown"])
+    print(f"\nwritten: {cfg.output_dir}/suite.json, suite.md, suite.png and <benchmark>_samples.jsonl / "
+          f"_summary.json ({result['eval_s']:.0f} s)")
     return 0

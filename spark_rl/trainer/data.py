@@ -60,7 +60,19 @@ def arith_problem(p) -> Problem:
     return Problem(id=p.id, prompt=policy_prompt(p), question=p.question, answer=str(p.answer))
 
 
-def benchmark_problems(name_or_path: str, limit: int | None = None) -> list[Problem]:
+# What the policy sees of a benchmark problem in `train-rl` (and, by default, in `spark-rl eval`):
+# the problem text and a newline, no chat template. `{problem}` is replaced by the stripped text.
+POLICY_PROMPT = "{problem}\n"
+
+
+def render_prompt(template: str, problem: str) -> str:
+    """`template` with `{problem}` replaced (no str.format: templates may hold LaTeX braces)."""
+    if "{problem}" not in template:
+        raise ValueError(f"prompt template {template!r} has no {{problem}} placeholder")
+    return template.replace("{problem}", problem.strip())
+
+
+def benchmark_problems(name_or_path: str, limit: int | None = None, template: str = POLICY_PROMPT) -> list[Problem]:
     """Rows of a benchmark file as RL problems. A row without a problem or answer is an error
     naming the file and row (`DataFormatError`): RL on an ungradable row would train on noise."""
 
@@ -69,7 +81,7 @@ def benchmark_problems(name_or_path: str, limit: int | None = None) -> list[Prob
     ds = load_benchmark(name_or_path) if name_or_path in BENCHMARK_FILES else \
         load_benchmark(file_stem(name_or_path), path=name_or_path)
     rows = ds.select(range(min(limit, len(ds)))) if limit else ds
-    return [Problem(id=r["id"], prompt=r["problem"].strip() + "\n", question=r["problem"], answer=r["answer"])
+    return [Problem(id=r["id"], prompt=render_prompt(template, r["problem"]), question=r["problem"], answer=r["answer"])
             for r in rows]
 
 

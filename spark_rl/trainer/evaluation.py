@@ -32,17 +32,28 @@ def grade_samples(problem: Problem, texts: list[str]) -> tuple[list[str | None],
 
 
 def evaluate(rollout, problems: list[Problem], settings: EvalSettings, out_dir: str | Path | None = None,
-             progress: bool = True, name: str = "eval") -> dict:
-    """`rollout`: an `ActorGroup` of rollout workers holding the model to evaluate."""
+             progress: bool = True, name: str = "eval", too_long: set[str] | None = None) -> dict:
+    """`rollout`: an `ActorGroup` of rollout workers holding the model to evaluate. `too_long`: ids
+    of problems whose prompt does not fit the engine's context: not generated, scored wrong and
+    counted (`n_too_long` in the summary, `prompt_too_long` on their rows)."""
     from tqdm import tqdm
 
     from spark_rl.grading import grade
     from spark_rl.metrics import maj_at_k, mean_pass_at_k
 
     rows, greedy_ok, sampled_ok, maj_ok = [], [], [], []
-    bar = tqdm(total=len(problems), desc=name, disable=not progress, dynamic_ncols=True)
-    for start in range(0, len(problems), settings.chunk):
-        chunk = problems[start:start + settings.chunk]
+    skipped = [p for p in problems if too_long and p.id in too_long]
+    for p in skipped:
+        rows.append({"id": p.id, "question": p.question, "answer": p.answer, "greedy": None, "greedy_pred": None,
+                     "greedy_correct": False, "prompt_too_long": True})
+        greedy_ok.append(False)
+        if settings.k > 1:
+            sampled_ok.append([False] * settings.k)
+            maj_ok.append(False)
+    todo = [p for p in problems if not (too_long and p.id in too_long)]
+    bar = tqdm(total=len(problems), initial=len(skipped), desc=name, disable=not progress, dynamic_ncols=True)
+    for start in range(0, len(todo), settings.chunk):
+        chunk = todo[start:start + settings.chunk]
         prompts = [p.prompt for p in chunk]
         greedy = rollout.map_shards("generate", prompts, n=1, temperature=0.0,
                                     max_new_tokens=settings.max_new_tokens, logprobs=False)
@@ -65,8 +76,13 @@ def evaluate(rollout, problems: list[Problem], settings: EvalSettings, out_dir: 
             rows.append(row)
         bar.update(len(chunk))
     bar.close()
+    if skipped:                          # rows in the problems' order
+        order = {p.id: i for i, p in enumerate(problems)}
+        rows.sort(key=lambda r: order[r["id"]])
     n = len(problems)
     summary = {"n": n, "pass@1_greedy": sum(greedy_ok) / n if n else 0.0}
+    if too_long is not None:
+        summary["n_too_long"] = len(skipped)
     if settings.k > 1 and n:
         summary[f"pass@{settings.k}"] = mean_pass_at_k(sampled_ok, settings.k)
         summary["pass@1_sampled"] = mean_pass_at_k(sampled_ok, 1)
