@@ -19,7 +19,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "train-prm": ("spark_rl.commands.train_prm", "SPARK Stage 2: SFT of generative reward models on Stage 1 data"),
     "eval-prm": ("spark_rl.commands.eval_prm", "ProcessBench-style evaluation of reward models"),
     "train-rl": ("spark_rl.commands.train_rl", "GRPO training (RLVR or PRM rewards) on Ray actor groups"),
-    "eval": ("spark_rl.commands.eval", "greedy pass@1, pass@k and maj@k of a model on a dataset"),
+    "eval": ("spark_rl.commands.eval", "greedy pass@1, pass@k and maj@k of a model on a dataset or a suite "
+                                       "(--suite paper: the paper's six benchmarks)"),
+    "report": ("spark_rl.commands.report", "report.html + PNG plots of one run folder (train-rl, synthesize, "
+                                           "train-prm, eval-prm, eval)"),
     "ctl": ("spark_rl.commands.ctl", "control a running train-rl job: scale actor groups, swap the reward, status"),
     "chaos": ("spark_rl.commands.chaos", "fault injection: a run with random worker kills vs a clean run, compared"),
     "bench": ("spark_rl.commands.bench", "benchmarks: rollout throughput (actor vs bare engine), weight sync"),

@@ -1,6 +1,9 @@
-"""The demo's report: `report.html` with the Stage 1, 2 and 3 tables and PNG plots (reward,
-held-out accuracy, KL, response length and step counts, hacking indicators, step-time breakdown),
-plus `report.json` with every number in it. Reads only files the stages wrote."""
+"""Reports: the demo's (`write_report`: `report.html` with the Stage 1, 2 and 3 tables and PNG
+plots, plus `report.json` with every number in it) and one run folder's (`write_run_report`, what
+`spark-rl report RUN_DIR` writes for a train-rl, synthesize, train-prm, eval-prm or eval run),
+built from the same tables and plots: reward, held-out accuracy, KL, entropy, response length and
+step counts, hacking indicators, PRM agreement where logged, the step-time breakdown (stacked).
+Reads only files the stages wrote."""
 
 from __future__ import annotations
 
@@ -74,14 +77,15 @@ def _figure(n_axes: int = 1, width: float = 6.4):
     return fig, flat[:n_axes], plt
 
 
-def line_plot(runs: dict[str, list[dict]], panels: list[tuple[str, str]], title: str, path: Path) -> Path:
+def line_plot(runs: dict[str, list[dict]], panels: list[tuple[str, str]], title: str, path: Path,
+              xlabel: str = "GRPO step") -> Path:
     fig, axes, plt = _figure(len(panels))
     for ax, (key, label) in zip(axes, panels):
         for name, rows in runs.items():
             x, y = _series(rows, key)
             if x:
                 ax.plot(x, y, marker="o" if len(x) < 8 else None, ms=3, label=name)
-        ax.set_xlabel("GRPO step")
+        ax.set_xlabel(xlabel)
         ax.set_ylabel(label)
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=8)
@@ -93,22 +97,58 @@ def line_plot(runs: dict[str, list[dict]], panels: list[tuple[str, str]], title:
 
 
 def time_plot(runs: dict[str, list[dict]], path: Path) -> Path:
+    """Stacked step-time breakdown: one bar per GRPO step for a single run, the mean step of each
+    run for several."""
     fig, axes, plt = _figure(1)
     ax = axes[0]
-    names = list(runs)
-    bottom = np.zeros(len(names))
-    for part in TIME_PARTS:
-        vals = np.array([_tail_mean(runs[n], f"time/{part}", n=10**6) or 0.0 for n in names])
-        ax.bar(names, vals, bottom=bottom, label=part.removesuffix("_s"))
+    if len(runs) == 1:
+        rows = [r for r in next(iter(runs.values())) if "time/step_s" in r]
+        labels, x_label, y_label = [int(r["step"]) for r in rows], "GRPO step", "seconds"
+        parts = {part: np.array([float(r.get(f"time/{part}", 0.0)) for r in rows]) for part in TIME_PARTS}
+    else:
+        labels, x_label, y_label = list(runs), "run", "seconds per GRPO step (mean)"
+        parts = {part: np.array([_tail_mean(runs[n], f"time/{part}", n=10**6) or 0.0 for n in labels])
+                 for part in TIME_PARTS}
+    bottom = np.zeros(len(labels))
+    for part, vals in parts.items():
+        ax.bar(labels, vals, bottom=bottom, label=part.removesuffix("_s"))
         bottom += vals
-    ax.set_ylabel("seconds per GRPO step (mean)")
-    ax.set_xlabel("run")
+    if len(runs) == 1:
+        from matplotlib.ticker import MaxNLocator
+
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_ylabel(y_label)
+    ax.set_xlabel(x_label)
     ax.legend(fontsize=8)
     ax.set_title("Step-time breakdown")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
+
+
+def rl_plots(runs: dict[str, list[dict]], out: Path) -> list[Path]:
+    """The GRPO plots of one or more runs' metrics; the PRM-agreement plot only where it is logged."""
+    if not any(runs.values()):
+        return []
+    plots = [
+        line_plot(runs, [("reward/mean", "training reward (mean)")], "Training reward", out / "reward.png"),
+        line_plot(runs, [("eval/accuracy", "held-out greedy accuracy (ground truth)"),
+                         ("rollout/accuracy", "sampled accuracy (ground truth)")],
+                  "Accuracy: validation always grades against the ground truth", out / "accuracy.png"),
+        line_plot(runs, [("train/kl", "KL to reference (k3)")], "KL", out / "kl.png"),
+        line_plot(runs, [("train/entropy", "policy entropy (nats per response token)")], "Entropy", out / "entropy.png"),
+        line_plot(runs, [("rollout/response_len", "response tokens (mean)"), ("hacking/steps_mean", "steps (mean)"),
+                         ("hacking/steps_p10", "steps (10th percentile)"), ("hacking/steps_p90", "steps (90th percentile)")],
+                  "Response length and step counts", out / "length_steps.png"),
+        line_plot(runs, list(HACKING), "Reward-hacking indicators", out / "hacking.png"),
+    ]
+    judged = {k: v for k, v in runs.items() if any("prm/agreement" in r for r in v)}
+    if judged:
+        plots.append(line_plot(judged, list(AGREEMENT), "Reward quality: the PRM's verdicts vs math-verify on the "
+                               "same samples", out / "prm_agreement.png"))
+    plots.append(time_plot(runs, out / "step_time.png"))
+    return plots
 
 
 # ---- html -----------------------------------------------------------------------------------
@@ -130,6 +170,49 @@ STYLE = ("body{font-family:sans-serif;max-width:1100px;margin:2em auto;color:#22
          "table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:3px 8px;"
          "text-align:right}th{background:#f0f0f0}img{max-width:100%;border:1px solid #eee;margin:.5em 0}")
 
+S3_COLUMNS = [("run", "run"), ("reward", "reward"), ("prm", "PRM"), ("gate", "gate"), ("steps", "steps"),
+              ("acc_before", "held-out acc before"), ("acc_after", "held-out acc after"),
+              ("reward_last5", "train reward"), ("rollout_acc_last5", "sampled acc"),
+              ("kl_last5", "KL"),
+              ("text_after_answer_share_first", "text after answer (first)"),
+              ("text_after_answer_share_last5", "text after answer (last)"),
+              ("multi_answer_block_share_last5", ">1 answer block (last)"),
+              ("single_step_share_first", "single-step (first)"),
+              ("single_step_share_last5", "single-step (last)"),
+              ("steps_mean_first", "steps (first)"), ("steps_mean_last5", "steps (last)"),
+              ("agreement_first", "PRM agreement (first)"), ("agreement_last5", "PRM agreement (last)"),
+              ("yes_precision_last5", "PRM Yes precision (last)"),
+              ("yes_recall_last5", "PRM Yes recall (last)")]
+S2_COLUMNS = [("model", "student (Stage 1 variant[.format])"), ("format", "format"),
+              ("acc_err", "acc_err"), ("acc_ok", "acc_ok"), ("mean_f1", "F1"),
+              ("f1_lo", "F1 95% CI low"), ("f1_hi", "F1 95% CI high"),
+              ("parsed_share", "parsed"), ("n_unparsed", "unparsed"), ("n", "rows")]
+S1_COLUMNS = [("variant", "variant"), ("n", "N"), ("f1", "F1"), ("f1_lo", "95% CI low"),
+              ("f1_hi", "95% CI high"), ("acc_err", "acc_err"), ("acc_ok", "acc_ok"),
+              ("step_accuracy", "step accuracy"), ("tie_share", "ties"),
+              ("n_solutions", "solutions"), ("n_unparsed", "unparsed")]
+
+
+def stage2_rows(evalp: list[dict], every_subset: bool = False) -> list[dict]:
+    """eval-prm reports as table rows: each model's first subset (the demo has one), or a row per
+    (model, subset) with `every_subset`."""
+    rows = []
+    for r in evalp:
+        subsets = list(r["subsets"].items()) if every_subset else list(r["subsets"].items())[:1] or [("", {})]
+        for name, scores in subsets:
+            row = {"model": r["model"], "format": r.get("format"), "mean_f1": r["mean_f1"], **scores}
+            if every_subset:
+                row.update(mode=r.get("mode"), subset=name)
+            rows.append(row)
+    return rows
+
+
+def stage1_html(synth: dict) -> list[str]:
+    return [f"<p>Curation: {html.escape(json.dumps(synth.get('curation', {})))}</p>",
+            "<p>F1 with its bootstrap 95% interval (solutions resampled). Ties: share of solutions with a tied "
+            "vote, broken as 'incorrect'; at odd N the votes decide.</p>",
+            html_table(synth.get("quality", []), S1_COLUMNS)]
+
 
 def write_report(cfg, stages, timings: dict[str, dict], out: Path, total_s: float | None = None) -> Path:
     out.mkdir(parents=True, exist_ok=True)
@@ -146,28 +229,12 @@ def write_report(cfg, stages, timings: dict[str, dict], out: Path, total_s: floa
                           "prm": Path(kv["reward.prm.model_path"]).parent.name
                           if kv.get("reward.kind", "rlvr") not in ("rlvr", "rule", "random")
                           and "reward.prm.model_path" in kv else "-"}
-    plots = []
-    if runs:
-        plots += [
-            line_plot(runs, [("reward/mean", "training reward (mean)")], "Training reward", out / "reward.png"),
-            line_plot(runs, [("eval/accuracy", "held-out greedy accuracy (ground truth)"),
-                             ("rollout/accuracy", "sampled accuracy (ground truth)")],
-                      "Accuracy: validation always grades against the ground truth", out / "accuracy.png"),
-            line_plot(runs, [("train/kl", "KL to reference (k3)")], "KL", out / "kl.png"),
-            line_plot(runs, [("rollout/response_len", "response tokens (mean)"), ("hacking/steps_mean", "steps (mean)"),
-                             ("hacking/steps_p10", "steps (10th percentile)"), ("hacking/steps_p90", "steps (90th percentile)")],
-                      "Response length and step counts", out / "length_steps.png"),
-            line_plot(runs, list(HACKING), "Reward-hacking indicators", out / "hacking.png"),
-            line_plot({k: v for k, v in runs.items() if any("prm/agreement" in r for r in v)} or runs, list(AGREEMENT),
-                      "Reward quality: the PRM's verdicts vs math-verify on the same samples", out / "prm_agreement.png"),
-            time_plot(runs, out / "step_time.png"),
-        ]
+    plots = rl_plots(runs, out)
     for src in (demo / "synthesize" / "f1_vs_n.png", demo / "eval_prm" / "f1_by_model.png"):
         if src.exists():
             shutil.copy(src, out / src.name)
     s3 = stage3_rows(runs, meta)
-    s2 = [{"model": r["model"], "format": r.get("format"), "mean_f1": r["mean_f1"],
-           **next(iter(r["subsets"].values()), {})} for r in evalp]
+    s2 = stage2_rows(evalp)
     s1 = synth.get("quality", [])
     stage_times = [{"stage": k, "wall_s": v.get("wall_s"), "skipped": bool(v.get("skipped")),
                     "status": v.get("status")} for k, v in timings.items()]
@@ -182,41 +249,124 @@ def write_report(cfg, stages, timings: dict[str, dict], out: Path, total_s: floa
              f"<p>Reward model: the Stage 2 student named in the <i>PRM</i> column (default: trained on "
              f"<b>{html.escape(cfg.prm_student)}</b> labels), queried greedily. Indicators and PRM agreement: "
              "first step vs mean of the last 5 steps.</p>",
-             html_table(s3, [("run", "run"), ("reward", "reward"), ("prm", "PRM"), ("gate", "gate"), ("steps", "steps"),
-                             ("acc_before", "held-out acc before"), ("acc_after", "held-out acc after"),
-                             ("reward_last5", "train reward"), ("rollout_acc_last5", "sampled acc"),
-                             ("kl_last5", "KL"),
-                             ("text_after_answer_share_first", "text after answer (first)"),
-                             ("text_after_answer_share_last5", "text after answer (last)"),
-                             ("multi_answer_block_share_last5", ">1 answer block (last)"),
-                             ("single_step_share_first", "single-step (first)"),
-                             ("single_step_share_last5", "single-step (last)"),
-                             ("steps_mean_first", "steps (first)"), ("steps_mean_last5", "steps (last)"),
-                             ("agreement_first", "PRM agreement (first)"), ("agreement_last5", "PRM agreement (last)"),
-                             ("yes_precision_last5", "PRM Yes precision (last)"),
-                             ("yes_recall_last5", "PRM Yes recall (last)")])]
+             html_table(s3, S3_COLUMNS)]
     parts += [f"<img src='{p.name}' alt='{p.stem}'>" for p in plots]
     parts += ["<h2>Stage 2: PRM students, ProcessBench-style (held-out synthetic set, exact labels)</h2>",
-              html_table(s2, [("model", "student (Stage 1 variant[.format])"), ("format", "format"),
-                              ("acc_err", "acc_err"), ("acc_ok", "acc_ok"), ("mean_f1", "F1"),
-                              ("f1_lo", "F1 95% CI low"), ("f1_hi", "F1 95% CI high"),
-                              ("parsed_share", "parsed"), ("n_unparsed", "unparsed"), ("n", "rows")])]
+              html_table(s2, S2_COLUMNS)]
     if (out / "f1_by_model.png").exists():
         parts.append("<img src='f1_by_model.png' alt='stage 2 F1'>")
-    parts += ["<h2>Stage 1: synthetic step labels vs exact labels</h2>",
-              f"<p>Curation: {html.escape(json.dumps(synth.get('curation', {})))}</p>",
-              "<p>F1 with its bootstrap 95% interval (solutions resampled). Ties: share of solutions with a tied "
-              "vote, broken as 'incorrect'; at odd N the votes decide.</p>",
-              html_table(s1, [("variant", "variant"), ("n", "N"), ("f1", "F1"), ("f1_lo", "95% CI low"),
-                              ("f1_hi", "95% CI high"), ("acc_err", "acc_err"), ("acc_ok", "acc_ok"),
-                              ("step_accuracy", "step accuracy"), ("tie_share", "ties"),
-                              ("n_solutions", "solutions"), ("n_unparsed", "unparsed")])]
+    parts += ["<h2>Stage 1: synthetic step labels vs exact labels</h2>", *stage1_html(synth)]
     if (out / "f1_vs_n.png").exists():
         parts.append("<img src='f1_vs_n.png' alt='stage 1 F1 vs N'>")
     parts += ["<h2>Stages and wall time</h2>",
               html_table(stage_times, [("stage", "stage"), ("wall_s", "seconds"), ("skipped", "reused"),
                                        ("status", "status")]),
               f"<p>Total: {_fmt(total_s)} s</p>" if total_s is not None else "", "</body></html>"]
+    path = out / "report.html"
+    path.write_text("\n".join(parts))
+    return path
+
+
+# ---- one run folder (`spark-rl report RUN_DIR`) ----------------------------------------------
+RUN_KINDS = ("train-rl", "synthesize", "train-prm", "eval-prm", "eval")
+
+
+def run_kind(run_dir: Path) -> str:
+    """Which command wrote `run_dir`, from the files it leaves."""
+    if read_metrics(run_dir):
+        return "train-rl"
+    rep = _json(run_dir / "report.json")
+    if isinstance(rep, dict) and "quality" in rep:
+        return "synthesize"
+    if isinstance(rep, list) and all(isinstance(r, dict) and "subsets" in r for r in rep):
+        return "eval-prm"
+    summary = _json(run_dir / "summary.json")
+    if isinstance(summary, dict) and summary and all(isinstance(v, dict) and "variant" in v for v in summary.values()):
+        return "train-prm"
+    if (run_dir / "suite.json").exists():
+        return "eval"
+    raise FileNotFoundError(f"{run_dir}: not a folder of train-rl (metrics.jsonl), synthesize or eval-prm "
+                            "(report.json), train-prm (summary.json) or eval (suite.json)")
+
+
+def _rl_meta(run_dir: Path) -> dict:
+    from omegaconf import OmegaConf
+
+    try:
+        reward = OmegaConf.to_container(OmegaConf.load(run_dir / "config.yaml")).get("reward", {})
+    except (OSError, ValueError):
+        return {}
+    kind = reward.get("kind", "?")
+    prm = (reward.get("prm") or {}).get("model_path") or "-"
+    return {"reward": kind, "gate": reward.get("use_gate", "?"),
+            "prm": Path(prm).parent.name if kind not in ("rlvr", "rule", "random") and prm != "-" else "-"}
+
+
+def write_run_report(run_dir: str | Path, out: str | Path | None = None) -> Path:
+    """`report.html` + PNG plots (+ `run_report.json`, the tables) of one run folder, in
+    `out` (default RUN_DIR/report)."""
+    run_dir = Path(run_dir)
+    kind = run_kind(run_dir)
+    out = Path(out) if out else run_dir / "report"
+    out.mkdir(parents=True, exist_ok=True)
+    name = run_dir.resolve().name
+    parts = [f"<html><head><meta charset='utf-8'><title>spark-rl {kind} report: {html.escape(name)}</title>"
+             f"<style>{STYLE}</style></head><body>", f"<h1>spark-rl {kind}: {html.escape(str(run_dir))}</h1>"]
+    data: dict = {"kind": kind, "run_dir": str(run_dir)}
+    plots: list[Path] = []
+    if kind == "train-rl":
+        rows = read_metrics(run_dir)
+        table = stage3_rows({name: rows}, {name: _rl_meta(run_dir)})
+        plots = rl_plots({name: rows}, out)
+        events = [json.loads(ln) for ln in (run_dir / "events.jsonl").read_text().splitlines() if ln.strip()] \
+            if (run_dir / "events.jsonl").exists() else []
+        data.update(table=table, steps=len([r for r in rows if r.get("step", 0) > 0]), events=len(events))
+        parts += ["<p>Accuracies are graded with math-verify against the ground truth, whatever the training "
+                  "reward. Indicators and PRM agreement: first step vs mean of the last 5 steps.</p>",
+                  html_table(table, S3_COLUMNS)]
+        if events:
+            parts += [f"<h2>Events ({len(events)})</h2>",
+                      html_table([{"step": e.get("step"), "kind": e.get("kind"), "detail": json.dumps(
+                          {k: v for k, v in e.items() if k not in ("time", "step", "kind")}, default=str)}
+                          for e in events[-50:]], [("step", "step"), ("kind", "kind"), ("detail", "detail")])]
+    elif kind == "synthesize":
+        synth = _json(run_dir / "report.json")
+        data.update(table=synth.get("quality", []), curation=synth.get("curation"))
+        parts += ["<h2>Stage 1: synthetic step labels vs exact labels</h2>", *stage1_html(synth)]
+    elif kind == "eval-prm":
+        evalp = _json(run_dir / "report.json")
+        table = stage2_rows(evalp, every_subset=True)
+        data["table"] = table
+        parts += ["<h2>ProcessBench-style scores per model and subset</h2>",
+                  html_table(table, [("model", "model"), ("mode", "mode"), ("subset", "subset"), *S2_COLUMNS[2:4],
+                                     ("f1", "F1"), *S2_COLUMNS[5:], ("mean_f1", "mean F1 (all subsets)")])]
+    elif kind == "train-prm":
+        summary = _json(run_dir / "summary.json")
+        table = [{"student": k, **v} for k, v in summary.items()]
+        curves = {k: read_metrics(run_dir / k) for k in summary}
+        data["table"] = table
+        plots = [line_plot(curves, [("loss", "training loss (response tokens)"), ("heldout_nll", "held-out NLL")],
+                           "Stage 2 students", out / "prm_training.png", xlabel="optimizer step")]
+        parts += ["<h2>Stage 2 students</h2>",
+                  html_table(table, [("student", "student"), ("format", "format"), ("train_rows", "train rows"),
+                                     ("heldout_rows", "held-out rows"), ("steps", "steps"), ("first_loss", "first loss"),
+                                     ("final_loss", "final loss"), ("heldout_nll", "held-out NLL"),
+                                     ("train_s", "seconds")])]
+    else:
+        suite = _json(run_dir / "suite.json")
+        from spark_rl.pipelines.suite import label
+
+        data["table"] = suite["table"]
+        parts += [f"<h2>{html.escape(Path(suite['model']).name)} on {html.escape(suite['suite'])}</h2>",
+                  html_table(suite["table"], [("metric", "metric"), *[(b, label(b)) for b in suite["benchmarks"]],
+                                              ("avg", "avg")])]
+    for src in ("f1_vs_n.png", "f1_by_model.png", "suite.png"):
+        if (run_dir / src).exists():
+            shutil.copy(run_dir / src, out / src)
+            plots.append(out / src)
+    data["plots"] = [p.name for p in plots]
+    parts += [f"<img src='{p.name}' alt='{p.stem}'>" for p in plots] + ["</body></html>"]
+    (out / "run_report.json").write_text(json.dumps(data, indent=1))
     path = out / "report.html"
     path.write_text("\n".join(parts))
     return path
