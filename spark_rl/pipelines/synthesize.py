@@ -47,7 +47,8 @@ class SynthDataSection:
     seed: int = 20_000              # disjoint from bootstrap (0, 1), RL (2) and eval (10_000) draws
     domain: DomainConfig = field(default_factory=DomainConfig)
     # empty: the embedded arithmetic domain (exact step labels -> quality report); else a benchmark
-    # name of ../shared/data or a JSONL path (answers graded with math-verify; no step labels)
+    # name (the files shipped in the package, spark_rl/assets/data) or a JSONL path (answers graded
+    # with math-verify; no step labels)
     benchmark: str = ""
 
     def load(self) -> list[tuple]:

@@ -47,7 +47,7 @@ class PRMModel:
 @dataclass
 class EvalDataSection:
     # "arith": a synthetic ProcessBench from the embedded domain (exact labels); a subset name of
-    # ../shared/data (gsm8k, math, olympiadbench, omnimath); or a JSONL path in ProcessBench schema
+    # the shipped ProcessBench (gsm8k, math, olympiadbench, omnimath); or a JSONL path in ProcessBench schema
     sources: list[str] = field(default_factory=lambda: ["arith"])
     arith_n: int = 200
     arith_seed: int = 30_000            # disjoint from every other draw of the embedded domain
