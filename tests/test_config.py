@@ -120,3 +120,13 @@ def test_paper_configs_cover_every_stage_at_the_paper_scale():
     ev = load_config(EvalConfig, root / "eval.yaml")
     assert tuple(suite_names(ev.suite)) == PAPER_EVAL_SET and ev.k == 1 and ev.n == 0
     assert ev.engine.max_model_len >= ev.max_new_tokens + 1024
+
+
+@pytest.mark.parametrize("override,needle", [("run.wandb.mode=sometimes", "run.wandb.mode"),
+                                             ("run.wandb.projekt=x", "unknown config key 'run.wandb.projekt'")])
+def test_wandb_section_rejects_bad_keys_and_modes(override, needle):
+    from spark_rl.trainer.config import RLConfig
+
+    assert load_config(RLConfig, None, ["run.wandb.project=test", "run.wandb.mode=offline"]).run.wandb.project == "test"
+    with pytest.raises(ConfigError, match=needle):
+        load_config(RLConfig, None, ["run.wandb.project=test", override])

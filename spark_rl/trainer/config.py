@@ -17,10 +17,28 @@ from spark_rl.tasks.domain import DomainConfig
 
 
 @dataclass
+class WandbConfig:
+    """Weights & Biases beside TensorBoard: the same scalars as metrics.jsonl, per step (extra
+    `wandb`). Off while `project` is empty. The run's files go to <output_dir>/wandb/."""
+
+    project: str = ""
+    entity: str = ""
+    name: str = ""                      # empty: the run folder's name
+    group: str = ""
+    tags: list[str] = field(default_factory=list)
+    mode: str = ""                      # online | offline | disabled; empty: WANDB_MODE, else wandb's default
+
+    def validate(self) -> None:
+        require(self.mode in ("", "online", "offline", "disabled"), "mode",
+                f"must be online, offline, disabled or empty (WANDB_MODE), got {self.mode!r}")
+
+
+@dataclass
 class RunConfig:
     output_dir: str = "runs/rl"
     seed: int = 0
     tensorboard: bool = True
+    wandb: WandbConfig = field(default_factory=WandbConfig)
     export_final: bool = True           # write the trained policy as an HF folder: <output_dir>/final_policy
     # Checkpoints kept in <output_dir>/checkpoints (the newest K; older ones are deleted once a new
     # one is complete). 0 keeps all: a ZeRO-3 7B checkpoint with Adam states is ~100 GB.
@@ -39,7 +57,7 @@ class PolicyConfig:
 
 @dataclass
 class DataConfig:
-    kind: str = "arith"                 # "arith" (embedded domain) or "benchmark" (files in shared/data)
+    kind: str = "arith"                 # "arith" (embedded domain) or "benchmark" (a shipped benchmark or a JSONL)
     train_size: int = 4000              # arith: problems drawn (benchmark files: see train_limit)
     eval_size: int = 200                # arith: held-out problems; 0 = no evaluation (both kinds)
     # kind=benchmark: the first N rows of the train / eval file; 0 = the whole file. Benchmarks are

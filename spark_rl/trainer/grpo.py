@@ -71,7 +71,7 @@ class GRPOTrainer:
         self.evalset = evalset
         self.step = 0
         self.weights_version = 0
-        self.metrics = MetricsWriter(self.run_dir, tensorboard=cfg.run.tensorboard)
+        self.metrics = MetricsWriter(self.run_dir, tensorboard=cfg.run.tensorboard, wandb=cfg.run.wandb, config=cfg)
         self.loss_fn = functools.partial(grpo_loss, cfg=cfg.grpo.loss)
         self._seed_everything(cfg.run.seed)
 

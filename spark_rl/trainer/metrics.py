@@ -1,4 +1,5 @@
-"""Step metrics: a JSONL file (the source of truth for reports and tests) and TensorBoard."""
+"""Step metrics: a JSONL file (the source of truth for reports and tests), TensorBoard and,
+when `run.wandb.project` is set, Weights & Biases (the same finite scalars, at the same step)."""
 
 from __future__ import annotations
 
@@ -32,8 +33,32 @@ class StepTimer:
         return out
 
 
+WANDB_ID_FILE = "wandb_run_id"
+
+
+def start_wandb(run_dir: Path, cfg, config=None):
+    """A W&B run for `run_dir` (`cfg`: `WandbConfig`). A resumed run continues the same W&B run
+    (its id is kept in RUN_DIR/wandb_run_id). Needs the `wandb` extra: a clear error without it."""
+    try:
+        import wandb
+    except ImportError:
+        raise ImportError("run.wandb.project is set but wandb is not installed: pip install 'spark-rl[wandb]'") from None
+    import dataclasses
+    import secrets
+
+    id_file = run_dir / WANDB_ID_FILE
+    run_id = id_file.read_text().strip() if id_file.exists() else secrets.token_hex(4)
+    id_file.write_text(run_id)
+    if dataclasses.is_dataclass(config):
+        config = dataclasses.asdict(config)
+    return wandb.init(project=cfg.project, entity=cfg.entity or None, name=cfg.name or run_dir.resolve().name,
+                      group=cfg.group or None, tags=list(cfg.tags) or None, mode=cfg.mode or None,
+                      dir=str(run_dir), id=run_id, resume="allow", config=config, reinit="create_new",
+                      settings=wandb.Settings(console="off"))   # the driver's stdout (progress bars) stays ours
+
+
 class MetricsWriter:
-    def __init__(self, run_dir: str | Path, tensorboard: bool = True):
+    def __init__(self, run_dir: str | Path, tensorboard: bool = True, wandb=None, config=None):
         self.path = Path(run_dir) / "metrics.jsonl"
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.tb = None
@@ -44,16 +69,19 @@ class MetricsWriter:
                 self.tb = SummaryWriter(str(Path(run_dir) / "tb"))
             except Exception:  # tensorboard missing or broken: JSONL still has everything
                 self.tb = None
+        self.wandb = start_wandb(self.path.parent, wandb, config) if wandb is not None and wandb.project else None
 
     def write(self, step: int, metrics: dict) -> None:
         clean = {k: (float(v) if isinstance(v, (int, float)) else v) for k, v in metrics.items()}
         with self.path.open("a") as f:
             f.write(json.dumps({"step": step, **clean}) + "\n")
+        scalars = {k: v for k, v in clean.items() if isinstance(v, float) and math.isfinite(v)}
         if self.tb is not None:
-            for k, v in clean.items():
-                if isinstance(v, float) and math.isfinite(v):
-                    self.tb.add_scalar(k, v, step)
+            for k, v in scalars.items():
+                self.tb.add_scalar(k, v, step)
             self.tb.flush()
+        if self.wandb is not None:
+            self.wandb.log(scalars, step=step)
 
     def truncate_after(self, step: int) -> None:
         """On resume: drop lines of steps that will be redone."""
@@ -65,6 +93,9 @@ class MetricsWriter:
     def close(self) -> None:
         if self.tb is not None:
             self.tb.close()
+        if self.wandb is not None:
+            self.wandb.finish()
+            self.wandb = None
 
 
 def read_metrics(run_dir: str | Path) -> list[dict]:
