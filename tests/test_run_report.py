@@ -31,6 +31,7 @@ def _has_wandb() -> bool:
 def finished_run(ray_session, easy_policy, easy_verifier, tmp_path_factory):
     """A 10-step train-rl run through the CLI; with wandb installed it also logs there, offline."""
     from conftest import tiny_rl_config
+
     from spark_rl.cli import main
     from spark_rl.config import save_resolved
 
