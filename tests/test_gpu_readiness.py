@@ -228,16 +228,17 @@ def test_benchmark_files_are_used_whole_unless_a_limit_is_asked(tmp_path):
 def test_eval_command_scores_a_benchmark_file_whole_by_default(tmp_path):
     import argparse
 
-    from spark_rl.commands.eval import add_arguments, eval_problems
+    from spark_rl.commands.eval import add_arguments, build_config
+    from spark_rl.pipelines.suite import label, suite_names, suite_problems
 
     path = _benchmark_file(tmp_path / "bench.jsonl", 230)
     parser = argparse.ArgumentParser()
     add_arguments(parser)
-    args = parser.parse_args(["--data", path])
-    problems, name = eval_problems(args.data, args.n, args.seed)
-    assert (len(problems), name) == (230, "bench")
-    assert len(eval_problems(path, 7, 0)[0]) == 7
-    assert len(eval_problems("arith", args.n, args.seed)[0]) == 200
+    cfg = build_config(parser.parse_args(["--data", path]))
+    assert suite_names(cfg.suite) == [path] and label(path) == "bench"
+    assert len(suite_problems(path, cfg)) == 230
+    assert len(suite_problems(path, build_config(parser.parse_args(["--data", path, "--n", "7"])))) == 7
+    assert len(suite_problems("arith", cfg)) == 200
 
 
 def test_negative_benchmark_limit_is_an_error_naming_it():
