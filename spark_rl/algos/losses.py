@@ -6,13 +6,10 @@ the whole batch, however it is split."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 
 from spark_rl.algos.kl import kl_estimate
-
-AGG_MODES = ("token-mean", "seq-mean-token-mean", "seq-mean-token-sum", "seq-mean-token-sum-norm")
+from spark_rl.config.algos import AGG_MODES, GRPOLossConfig
 
 
 def aggregate(loss_mat: torch.Tensor, mask: torch.Tensor, mode: str = "token-mean", num_tokens: float | None = None,
@@ -33,27 +30,6 @@ def aggregate(loss_mat: torch.Tensor, mask: torch.Tensor, mode: str = "token-mea
         return masked.sum() / seqs
     length = float(loss_mat.shape[-1]) if norm_len is None else float(norm_len)
     return masked.sum() / (seqs * max(length, 1.0))
-
-
-@dataclass
-class GRPOLossConfig:
-    clip_low: float = 0.2
-    clip_high: float | None = None       # None: same as clip_low; larger = "clip-higher"
-    kl_coef: float = 0.001
-    kl_kind: str = "k3"
-    kl_clamp: float = 10.0
-    agg_mode: str = "token-mean"
-    entropy_coef: float = 0.0
-    norm_len: float | None = None        # seq-mean-token-sum-norm: the constant length (Dr. GRPO)
-
-    def validate(self) -> None:
-        from spark_rl.config import require, require_choice
-
-        require(self.clip_low > 0, "clip_low", "must be > 0")
-        require(self.clip_high is None or self.clip_high > 0, "clip_high", "must be > 0")
-        require(self.kl_coef >= 0, "kl_coef", "must be >= 0")
-        require_choice(self.kl_kind, "kl_kind", {"k1", "k2", "k3"})
-        require_choice(self.agg_mode, "agg_mode", set(AGG_MODES))
 
 
 def policy_loss(logp, old_logp, advantages, mask, clip_low=0.2, clip_high=None, agg_mode="token-mean",

@@ -35,10 +35,11 @@ def eval_problems(data: str, n: int | None, seed: int) -> tuple[list, str]:
 
 
 def run(args) -> int:
-    from actors.cluster import ClusterConfig, init_ray
+    from actors.cluster import init_ray
     from actors.group import ActorGroup
     from actors.rollout import RolloutWorker
-    from spark_rl.engines.generator import GeneratorConfig
+    from spark_rl.config.cluster import ClusterConfig
+    from spark_rl.config.engines import GeneratorConfig
     from spark_rl.trainer.evaluation import EvalSettings, evaluate
 
     if (args.n is not None and args.n <= 0) or args.k <= 0:

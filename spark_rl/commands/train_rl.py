@@ -17,7 +17,7 @@ def add_arguments(p) -> None:
 
 def resolve_config(args):
     from spark_rl.config import ConfigError, load_config
-    from spark_rl.trainer.config import RLConfig
+    from spark_rl.config.rl import RLConfig
 
     path = args.config
     run_dir = None

@@ -20,10 +20,10 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from actors.cluster import ClusterConfig
 from spark_rl.config import config_hash, require
+from spark_rl.config.cluster import ClusterConfig
+from spark_rl.config.engines import GeneratorConfig
 from spark_rl.config.resources import ResourceSpec
-from spark_rl.engines.generator import GeneratorConfig
 from spark_rl.tasks.domain import DomainConfig
 from spark_rl.verification.aggregate import AggregationConfig
 

@@ -2,7 +2,7 @@
 
 Two modes per model:
 * generative: the PRM prompt of its format; the prediction is the first step it marks incorrect
-  (0-based), -1 if it marks all correct (`spark_rl.prm.formats.predict`);
+  (0-based), -1 if it marks all correct (`spark_rl.verification.prm_formats.predict`);
 * critic: the paragraph-tagged ProcessBench prompt; the prediction is the boxed index, greedy
   (k = 1) or the most common parsed index over k samples (ties: the smallest index).
 Unparsable outputs and prompts that do not fit the model's context are scored as wrong and
@@ -19,12 +19,12 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from actors.cluster import ClusterConfig
 from spark_rl.config import require, require_choice
+from spark_rl.config.cluster import ClusterConfig
+from spark_rl.config.engines import GeneratorConfig
 from spark_rl.config.resources import ResourceSpec
-from spark_rl.engines.generator import GeneratorConfig
-from spark_rl.prm.formats import FORMATS
 from spark_rl.tasks.domain import DomainConfig
+from spark_rl.verification.prm_formats import FORMATS
 
 log = logging.getLogger(__name__)
 MODES = ("generative", "critic")
@@ -134,7 +134,7 @@ def evaluate_model(model: PRMModel, rows: list[dict], cfg: EvalPRMConfig, out: P
     from actors.rollout import RolloutWorker
     from spark_rl.formats.critic import critic_prompt, parse_critic_answer
     from spark_rl.models.chat import chat_prompt
-    from spark_rl.prm.formats import eval_prompt, predict
+    from spark_rl.verification.prm_formats import eval_prompt, predict
 
     t0 = time.perf_counter()
     tok = AutoTokenizer.from_pretrained(model.path)
