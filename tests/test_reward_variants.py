@@ -22,13 +22,15 @@ from spark_rl.rewards.shaping import (
 )
 from spark_rl.rewards.variants import (
     PRM_VARIANTS,
-    VARIANTS,
     Judgement,
     VariantConfig,
     align_steps,
     model_free_reward,
     prepare,
     prm_reward,
+)
+from spark_rl.rewards.variants import (
+    REWARD_VARIANTS as VARIANTS,
 )
 from spark_rl.trainer.rollout_batch import Sample, token_level_advantages
 

@@ -44,14 +44,9 @@ def run(args) -> int:
 
     if (args.n is not None and args.n <= 0) or args.k <= 0:
         raise SystemExit("spark-rl eval: --n and --k must be > 0")
-    model = args.model
-    if model == "bootstrap":
-        from spark_rl.config import load_config
-        from spark_rl.trainer.bootstrap import BootstrapConfig, bootstrap
+    from spark_rl.trainer.model_paths import resolve_model_path
 
-        bcfg = load_config(BootstrapConfig, args.bootstrap_config)
-        bcfg.build = ["policy"]
-        model = str(bootstrap(bcfg).policy)
+    model = resolve_model_path("" if args.model == "bootstrap" else args.model, args.bootstrap_config)
     problems, name = eval_problems(args.data, args.n, args.seed)
     init_ray(ClusterConfig(num_cpus=max(4, args.workers + 1), log_to_driver=False))
     gen = GeneratorConfig(model_path=model, max_model_len=args.max_model_len)

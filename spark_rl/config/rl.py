@@ -15,7 +15,7 @@ from spark_rl.config.engines import PARITY_TOLERANCE, GeneratorConfig, LearnerCo
 from spark_rl.config.loader import ConfigError, require, require_choice, validate
 from spark_rl.config.resources import ResourceSpec
 from spark_rl.config.rewards import VariantConfig
-from spark_rl.rewards.variants import PRM_VARIANTS, VARIANTS
+from spark_rl.rewards.variants import ALIASES, REWARD_VARIANTS, canonical_name, reward_variant
 from spark_rl.tasks.domain import DomainConfig
 
 
@@ -112,8 +112,8 @@ class LearnerSection:
 
 @dataclass
 class RewardSection:
-    # A reward variant (SPARK_SPEC Stage 3): rlvr | random | process_aware | step_augmented |
-    # selective_advantage | global_step. "rule" is the old name of rlvr.
+    # A reward variant (SPARK_SPEC Stage 3, `spark_rl.rewards.variants`): rlvr | random | process_aware |
+    # step_augmented | selective_advantage | global_step. "rule" is the old name of rlvr.
     kind: str = "rlvr"
     num_workers: int = 1
     use_gate: bool = False              # SPARK format gate in front of the reward (Stage 3 configs: true)
@@ -124,14 +124,14 @@ class RewardSection:
 
     @property
     def variant(self) -> str:
-        return "rlvr" if self.kind == "rule" else self.kind
+        return canonical_name(self.kind)
 
     @property
     def needs_prm(self) -> bool:
-        return self.variant in PRM_VARIANTS
+        return reward_variant(self.kind).needs_prm
 
     def validate(self) -> None:
-        require_choice(self.kind, "kind", set(VARIANTS) | {"rule"})
+        require_choice(self.kind, "kind", set(REWARD_VARIANTS) | set(ALIASES))
         require(self.num_workers >= 1, "num_workers", "must be >= 1")
 
 

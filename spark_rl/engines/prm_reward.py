@@ -20,14 +20,15 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 from spark_rl.config.engines import PRMConfig
+from spark_rl.config.rewards import VariantConfig
 from spark_rl.rewards.base import RewardInput, RewardOutput
 from spark_rl.rewards.variants import (
     PRM_VARIANTS,
     Judgement,
-    VariantConfig,
-    needs_prm,
     prepare,
     prm_reward,
+    reward_variant,
+    sends_to_prm,
 )
 
 log = logging.getLogger(__name__)
@@ -120,7 +121,7 @@ class PRMReward:
     """Gate -> PRM verification (greedy) -> reward variant, for a batch of responses."""
 
     def __init__(self, variant: str, use_gate: bool, cfg: PRMConfig, variant_cfg: VariantConfig, completer=None):
-        if variant not in PRM_VARIANTS:
+        if not reward_variant(variant).needs_prm:
             raise ValueError(f"PRMReward: {variant!r} is not a PRM variant ({', '.join(PRM_VARIANTS)})")
         self.variant, self.use_gate, self.cfg, self.variant_cfg = variant, use_gate, cfg, variant_cfg
         if completer is None:
@@ -131,7 +132,7 @@ class PRMReward:
         from spark_rl.verification.prm_formats import eval_prompt
 
         reqs = [prepare(x, self.use_gate) for x in batch]
-        send = [i for i, r in enumerate(reqs) if needs_prm(self.variant, r, self.use_gate, self.variant_cfg)]
+        send = [i for i, r in enumerate(reqs) if sends_to_prm(self.variant, r, self.use_gate, self.variant_cfg)]
         prompts = [eval_prompt(batch[i].problem, reqs[i].steps, self.cfg.format, reqs[i].answer) for i in send]
         answers = dict(zip(send, self.completer.complete(prompts)))
         out = []

@@ -129,9 +129,7 @@ def evaluate_model(model: PRMModel, rows: list[dict], cfg: EvalPRMConfig, out: P
     from tqdm import tqdm
     from transformers import AutoTokenizer
 
-    from actors.group import ActorGroup
-    from actors.placement import vllm_thread_env, worker_options
-    from actors.rollout import RolloutWorker
+    from actors.rollout import rollout_group
     from spark_rl.formats.critic import critic_prompt, parse_critic_answer
     from spark_rl.models.chat import chat_prompt
     from spark_rl.verification.prm_formats import eval_prompt, predict
@@ -147,9 +145,7 @@ def evaluate_model(model: PRMModel, rows: list[dict], cfg: EvalPRMConfig, out: P
     fits = [len(tok(p, add_special_tokens=False)["input_ids"]) <= budget for p in prompts]
     todo = [i for i, ok in enumerate(fits) if ok]
     engine = replace(cfg.engine, model_path=model.path, seed=cfg.seed)
-    spec = cfg.resources
-    group = ActorGroup(f"eval-{model.name}", lambda i: RolloutWorker.options(
-        **worker_options(spec, vllm_thread_env(spec, i))).remote(engine, i), cfg.workers)
+    group = rollout_group(f"eval-{model.name}", engine, cfg.resources, cfg.workers)
     critic_k = cfg.critic.k if model.mode == "critic" else 1
     temperature = 0.0 if critic_k == 1 else cfg.critic.temperature
     chunk = max(16, 64 // critic_k)

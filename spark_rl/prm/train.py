@@ -203,14 +203,11 @@ def train_student(cfg: TrainPRMConfig, name: str, variant: str, fmt: str, init_m
 
 
 def resolve_init(cfg: TrainPRMConfig) -> str:
-    if cfg.init_model:
-        return cfg.init_model
-    from spark_rl.config import load_config
-    from spark_rl.trainer.bootstrap import BootstrapConfig, bootstrap
+    from spark_rl.trainer.model_paths import resolve_model_path
 
-    bcfg = load_config(BootstrapConfig, cfg.bootstrap_config)
-    bcfg.build = ["policy"] if cfg.init_from == "policy" else ["policy", "verifier"]
-    return str(getattr(bootstrap(bcfg), cfg.init_from))
+    # the bootstrap builds the policy first: its verifier may start from it (verifier.init_from)
+    build = ["policy"] if cfg.init_from == "policy" else ["policy", "verifier"]
+    return resolve_model_path(cfg.init_model, cfg.bootstrap_config, cfg.init_from, build)
 
 
 def train_prm(cfg: TrainPRMConfig, progress: bool = True) -> dict:

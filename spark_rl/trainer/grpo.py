@@ -25,7 +25,7 @@ from actors.learner import LearnerGroup
 from actors.placement import bundle, vllm_thread_env, worker_options
 from actors.reference import ReferenceWorker
 from actors.reward import PRMRewardWorker, RuleRewardWorker
-from actors.rollout import RolloutWorker
+from actors.rollout import rollout_group
 from spark_rl.algos import grpo_loss, zero_variance_group_mask
 from spark_rl.config.engines import ScorerConfig
 from spark_rl.config.resources import ResourceSpec
@@ -35,7 +35,7 @@ from spark_rl.grading import grade
 from spark_rl.rewards.agreement import prm_agreement
 from spark_rl.rewards.base import RewardInput, sanitize
 from spark_rl.rewards.hacking import hacking_indicators
-from spark_rl.rewards.variants import TOKEN_LEVEL_VARIANTS
+from spark_rl.rewards.variants import reward_variant
 from spark_rl.trainer.checkpoints import prune_checkpoints
 from spark_rl.trainer.data import Problem, PromptStream
 from spark_rl.trainer.elastic import ElasticController
@@ -85,14 +85,9 @@ class GRPOTrainer:
                                     colocate=colocate)
         # the groups by name; the elastic controller resizes them and replaces the reward group
         self.groups: dict[str, ActorGroup | None] = {"rollout": None, "reward": None, "reference": None}
-        self.groups["rollout"] = ActorGroup(
-            "rollout",
-            lambda i: RolloutWorker.options(**worker_options(rcfg.resources, vllm_thread_env(rcfg.resources, i))
-                                            ).remote(engine, i),
-            rcfg.num_workers,
-            on_new_worker=lambda h: self.sync_weights([h]),
-            **self._elastic_settings(rcfg.resources),
-        )
+        self.groups["rollout"] = rollout_group("rollout", engine, rcfg.resources, rcfg.num_workers,
+                                               on_new_worker=lambda h: self.sync_weights([h]),
+                                               **self._elastic_settings(rcfg.resources))
         if cfg.grpo.loss.kl_coef > 0:
             scfg = ScorerConfig(model_path=policy_path, dtype=cfg.learner.engine.dtype,
                                 micro_batch_tokens=cfg.reference.micro_batch_tokens, device=cfg.reference.device)
@@ -124,20 +119,15 @@ class GRPOTrainer:
         """The reward group a `RewardSection` describes (model-free rule/random workers, or PRM
         workers on vLLM or a remote endpoint); the driver only ever calls `score` on it."""
         rc = section
-        if rc.needs_prm:
-            prm = rc.prm
-            if not prm.model_path and not prm.remote.url:
-                raise ValueError(f"reward.kind={rc.kind} needs reward.prm.model_path (a PRM HF folder) "
-                                 "or reward.prm.remote.url")
+        if rc.needs_prm and not rc.prm.model_path and not rc.prm.remote.url:
+            raise ValueError(f"reward.kind={rc.kind} needs reward.prm.model_path (a PRM HF folder) "
+                             "or reward.prm.remote.url")
+        worker = PRMRewardWorker if rc.needs_prm else RuleRewardWorker
 
-            def make(i):
-                env = vllm_thread_env(rc.resources, i)
-                return PRMRewardWorker.options(**worker_options(rc.resources, env)).remote(
-                    rc.variant, rc.use_gate, prm, rc.params, i)
-        else:
-            def make(i):
-                return RuleRewardWorker.options(**worker_options(rc.resources)).remote(
-                    rc.use_gate, i, rc.variant, rc.seed)
+        def make(i):
+            env = vllm_thread_env(rc.resources, i) if rc.needs_prm else None   # PRM workers run vLLM
+            return worker.options(**worker_options(rc.resources, env)).remote(rc, i)
+
         return ActorGroup("reward", make, rc.num_workers, spec=section, **self._elastic_settings(rc.resources))
 
     @staticmethod
@@ -208,7 +198,7 @@ class GRPOTrainer:
     def token_advantages(self, samples: list[Sample], advantages: torch.Tensor) -> dict[str, int]:
         """Step-aware variants spread the sequence advantage over tokens with the PRM's step verdicts."""
         rc = self.reward.spec   # the reward section the reward group runs (a swap changes it)
-        if rc.variant not in TOKEN_LEVEL_VARIANTS:
+        if not reward_variant(rc.variant).token_level:
             return {}
         tok = self._policy_tokenizer()
         return token_level_advantages(rc.variant, samples, advantages,
