@@ -183,17 +183,21 @@ def test_contract_sees_what_it_checks():
     assert set(MODULES) >= {"spark_rl.config.rl", "spark_rl.rewards.variants", "actors.reward"}
 
 
-def test_config_schemas_load_neither_torch_nor_ray():
-    # at run time, too: what `spark-rl ctl` needs to validate a command
+def test_config_schemas_load_neither_torch_nor_ray(tmp_path):
+    # at run time, too: loading and validating an RLConfig, and `spark-rl ctl swap-reward`
     code = ("import sys\n"
-            "import spark_rl.config, spark_rl.config.rl, spark_rl.trainer.control\n"
-            "from spark_rl.config import load_config\n"
+            "from spark_rl.cli import main\n"
+            "from spark_rl.config import load_config, save_resolved\n"
             "from spark_rl.config.rl import RLConfig, derive_reward_section\n"
             "cfg = load_config(RLConfig, None, ['reward.kind=process_aware', 'reference.device=cuda:1'])\n"
             "derive_reward_section(cfg.reward, 'random', ['seed=3'])\n"
-            f"print(sorted(m for m in sys.modules if m.split('.')[0] in {SCHEMA_FORBIDDEN!r}))\n")
+            f"save_resolved(RLConfig(), {str(tmp_path)!r})\n"
+            f"assert main(['ctl', 'swap-reward', 'random', 'seed=3', '--run', {str(tmp_path)!r}]) == 0\n"
+            f"assert main(['ctl', 'swap-reward', 'bogus', '--run', {str(tmp_path)!r}]) == 2\n"
+            f"print(sorted({{m.split('.')[0] for m in sys.modules}} & set({SCHEMA_FORBIDDEN!r})))\n")
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "[]", out.stdout
+    assert out.stdout.strip().splitlines()[-1] == "[]", out.stdout
+    assert len(list((tmp_path / "control").glob("*.json"))) == 1       # the valid one was queued
 
 
 if __name__ == "__main__":

@@ -12,7 +12,7 @@ from spark_rl.algos.kl import kl_estimate
 from spark_rl.config.algos import AGG_MODES, GRPOLossConfig
 
 
-def aggregate(loss_mat: torch.Tensor, mask: torch.Tensor, mode: str = "token-mean", num_tokens: float | None = None,
+def aggregate_loss(loss_mat: torch.Tensor, mask: torch.Tensor, mode: str = "token-mean", num_tokens: float | None = None,
               num_seqs: float | None = None, norm_len: float | None = None) -> torch.Tensor:
     mask = mask.to(loss_mat.dtype)
     if mode not in AGG_MODES:
@@ -42,7 +42,7 @@ def policy_loss(logp, old_logp, advantages, mask, clip_low=0.2, clip_high=None, 
     unclipped = -advantages * ratio
     clipped = -advantages * ratio.clamp(1 - clip_low, 1 + clip_high)
     loss_tok = torch.maximum(unclipped, clipped)
-    loss = aggregate(loss_tok, mask_f, agg_mode, num_tokens, num_seqs, norm_len)
+    loss = aggregate_loss(loss_tok, mask_f, agg_mode, num_tokens, num_seqs, norm_len)
     n = mask_f.sum().clamp(min=1)
     with torch.no_grad():
         clip_frac = ((clipped > unclipped).to(logp.dtype) * mask_f).sum() / n
@@ -66,10 +66,10 @@ def grpo_loss(logp, old_logp, ref_logp, advantages, mask, cfg: GRPOLossConfig, e
     n = mask_f.sum().clamp(min=1)
     if ref_logp is not None and cfg.kl_coef > 0:
         kl_mat = kl_estimate(logp, ref_logp, cfg.kl_kind, cfg.kl_clamp)
-        loss = loss + cfg.kl_coef * aggregate(kl_mat, mask_f, cfg.agg_mode, **agg)
+        loss = loss + cfg.kl_coef * aggregate_loss(kl_mat, mask_f, cfg.agg_mode, **agg)
         metrics["kl"] = ((kl_mat * mask_f).sum() / n).item()
     if entropy is not None:
         metrics["entropy"] = ((entropy * mask_f).sum() / n).item()
         if cfg.entropy_coef:
-            loss = loss - cfg.entropy_coef * aggregate(entropy, mask_f, cfg.agg_mode, **agg)
+            loss = loss - cfg.entropy_coef * aggregate_loss(entropy, mask_f, cfg.agg_mode, **agg)
     return loss, metrics

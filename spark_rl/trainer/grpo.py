@@ -149,7 +149,7 @@ class GRPOTrainer:
         with timer.section("reference"):
             self.reference_logprobs(samples)
         advantages = group_advantages(samples, g.advantage)
-        shaping = self.token_advantages(samples, advantages)
+        shaping = self.shape_advantages(samples, advantages)
         update = samples, advantages
         if g.filter_zero_variance:
             update = self._drop_flat_groups(samples, advantages)
@@ -195,8 +195,9 @@ class GRPOTrainer:
             s.correct = pred is not None and grade(pred, problems[s.group].answer)
         return counts
 
-    def token_advantages(self, samples: list[Sample], advantages: torch.Tensor) -> dict[str, int]:
-        """Step-aware variants spread the sequence advantage over tokens with the PRM's step verdicts."""
+    def shape_advantages(self, samples: list[Sample], advantages: torch.Tensor) -> dict[str, int]:
+        """Token-level variants spread the sequence advantage over tokens with the PRM's step verdicts
+        (set on the samples); returns the counts of where that step part applied."""
         rc = self.reward.spec   # the reward section the reward group runs (a swap changes it)
         if not reward_variant(rc.variant).token_level:
             return {}
