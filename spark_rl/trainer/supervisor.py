@@ -46,12 +46,12 @@ def fit_supervised(build: Callable[[], Any], max_restarts: int, progress: bool =
         trainer = build()
         run_dir = Path(trainer.run_dir)
         try:
-            if carry is not None:
-                trainer.elastic.adopt(carry)
             if source is not None and not trainer.resume(source):
                 if attempt == 0:
                     log.warning("no checkpoint in %s/checkpoints; starting from step 0", source)
                 trainer.metrics.truncate_after(-1)   # a restart from scratch redoes every step
+            if carry is not None:
+                trainer.elastic.adopt(carry)
             if on_trainer is not None:
                 on_trainer(trainer, attempt)
             return trainer.fit(progress=progress), trainer
