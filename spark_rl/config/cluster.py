@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from spark_rl.config.loader import require
+from spark_rl.config.checks import require
 
 
 @dataclass

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from spark_rl.config.loader import require, require_choice
+from spark_rl.config.checks import require, require_choice
 
 # Default parity tolerance by the coarser dtype of learner and rollout engine. The learner's HF
 # forward and vLLM's kernels accumulate differently; in bf16 a logit then lands one or two rounding
