@@ -69,9 +69,11 @@ def test_swap_and_scale_change_the_groups_not_the_config(tmp_path):
     assert ctl.reward_section.variant == "random" and ctl.step_metrics()["reward/kind"] == "random"
     ctl.scale({"reward": 2}, source="test")
     assert groups["reward"].size == 2
+    ctl.swap_reward("rlvr", [])                # a swap keeps the size a scale set
+    assert groups["reward"].size == 2 and made[-1].num_workers == 2
     assert cfg == before                       # what was loaded is what the run folder records
     events = [json.loads(x) for x in (tmp_path / "events.jsonl").read_text().splitlines()]
-    assert [(e["kind"], e["step"]) for e in events] == [("swap_reward", 5), ("scale", 5)]
+    assert [(e["kind"], e["step"]) for e in events] == [("swap_reward", 5), ("scale", 5), ("swap_reward", 5)]
 
 
 def test_a_rebuilt_driver_adopts_the_live_state(tmp_path):

@@ -12,6 +12,7 @@ the driver's state (step, group sizes, reward kind) is in `control/status.json`.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
@@ -78,8 +79,10 @@ class ElasticController:
 
     @property
     def reward_section(self) -> RewardSection:
-        """The reward section the reward group runs (the config's until a swap)."""
-        return self.groups["reward"].spec
+        """The reward section the reward group runs (the config's until a swap), with its current
+        size: a swap keeps the number of workers a `scale` set."""
+        grp = self.groups["reward"]
+        return dataclasses.replace(grp.spec, num_workers=grp.target)
 
     @property
     def upcoming_step(self) -> int:
@@ -104,7 +107,7 @@ class ElasticController:
                 "reward": self.reward_section}
 
     def adopt(self, state: dict) -> None:
-        if state["reward"] != self.reward_section:
+        if dataclasses.replace(state["reward"], num_workers=self.reward_section.num_workers) != self.reward_section:
             self._flush_ledger_events()
             self._swap_to(state["reward"], [], source="restart")
         colocated = self.run_cfg.reference.colocate_with_learner   # those follow the learner ranks
