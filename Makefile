@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.spark-rl-installed
 PYTEST_ARGS ?=
 
-.PHONY: setup demo test test-fast lint clean
+.PHONY: setup demo test test-fast layers lint clean
 
 setup: $(STAMP)
 
@@ -36,6 +36,10 @@ test: setup
 
 test-fast: setup
 	$(PY) -m pytest -q -m "not integration" $(PYTEST_ARGS)
+
+# the layers contract alone (README, Architecture); `make test` runs it too
+layers: setup
+	$(PY) tests/test_layers.py
 
 lint: setup
 	$(VENV)/bin/ruff check spark_rl actors tests

@@ -77,13 +77,15 @@ class ActorGroup:
         start_timeout_s: float | None = 600.0,
         replace_timeout_s: float = 120.0,
         demand: dict[str, float] | None = None,
+        spec: Any = None,
     ):
         """`factory(worker_index)` returns a new actor handle. Workers are created in parallel and
         waited for with their `ready()` method (at most `start_timeout_s`, then a `TimeoutError`
         naming the group). `replace_timeout_s`: how long a replacement or added worker may take to
         start before the group goes on without it (it stays pending). `demand`: one worker's Ray
         resources (e.g. {"CPU": 1, "rollout": 1}); when the cluster has less available, the group
-        does not wait for a new worker at all."""
+        does not wait for a new worker at all. `spec`: what the workers are built from (e.g. a
+        reward section), for the driver to read; the group never does."""
         if size < 1:
             raise ValueError(f"group {name}: size must be >= 1, got {size}")
         self.name = name
@@ -92,6 +94,7 @@ class ActorGroup:
         self.max_replacements = max_replacements
         self.replace_timeout_s = replace_timeout_s
         self.demand = dict(demand or {})
+        self.spec = spec
         self.ledger = GroupLedger()
         # Called right after a call's shards are dispatched: hook(group, method, [(handle, n_items)]).
         # Observers and fault injection (chaos) use it; it never sees re-dispatches.

@@ -7,7 +7,6 @@ Rank 0 publishes its address and a free port; all ranks then join torch.distribu
 from __future__ import annotations
 
 import os
-import socket
 import time
 from typing import Any
 
@@ -16,6 +15,7 @@ import ray
 from actors.group import shard_sizes
 from actors.placement import combined, gang_placement_group, in_bundle
 from spark_rl.config.resources import ResourceSpec
+from spark_rl.engines.collectives import free_port
 from spark_rl.engines.weight_transfer import FlatBucket, SharedWeightFile, layout_of, write_tensors
 
 
@@ -29,12 +29,6 @@ def get_all(refs: list) -> list:
     return ray.get(list(refs))
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("", 0))
-        return s.getsockname()[1]
-
-
 @ray.remote
 class LearnerWorker:
     def __init__(self, rank: int, world_size: int):
@@ -45,7 +39,7 @@ class LearnerWorker:
         return self.rank
 
     def address(self) -> tuple[str, int]:
-        return ray.util.get_node_ip_address(), _free_port()
+        return ray.util.get_node_ip_address(), free_port()
 
     def setup(self, model_path: str, cfg, master_addr: str, master_port: int) -> dict:
         os.environ.update(MASTER_ADDR=master_addr, MASTER_PORT=str(master_port), RANK=str(self.rank),

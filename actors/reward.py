@@ -7,7 +7,9 @@ import os
 
 import ray
 
+from spark_rl.config.rl import RewardSection
 from spark_rl.rewards.base import RewardInput, RewardOutput
+from spark_rl.rewards.variants import model_free_reward
 
 
 def _where(kind: str, worker_index: int) -> dict:
@@ -15,20 +17,20 @@ def _where(kind: str, worker_index: int) -> dict:
             "node_id": ray.get_runtime_context().get_node_id()}
 
 
+# Both take (reward section, worker index): the driver builds either from a `RewardSection`.
 @ray.remote
 class RuleRewardWorker:
     """Model-free rewards: `rlvr` (math-verify against the ground truth) and `random` (a seeded
     coin flip, the control), both behind the optional format gate."""
 
-    def __init__(self, use_gate: bool = False, worker_index: int = 0, variant: str = "rlvr", seed: int = 0):
-        self.use_gate, self.worker_index, self.variant, self.seed = use_gate, worker_index, variant, seed
+    def __init__(self, section: RewardSection, worker_index: int = 0):
+        self.use_gate, self.worker_index, self.variant, self.seed = (section.use_gate, worker_index,
+                                                                      section.variant, section.seed)
 
     def ready(self) -> dict:
         return _where(self.variant, self.worker_index)
 
     def score(self, batch: list[RewardInput]) -> list[RewardOutput]:
-        from spark_rl.rewards.variants import model_free_reward
-
         return [model_free_reward(self.variant, x, self.use_gate, self.seed) for x in batch]
 
 
@@ -38,12 +40,12 @@ class PRMRewardWorker:
     `prm.remote.url` is set, an OpenAI-compatible endpoint. All samples of the worker's shard are
     verified in one batched greedy call."""
 
-    def __init__(self, variant: str, use_gate: bool, prm_cfg, variant_cfg, worker_index: int = 0):
+    def __init__(self, section: RewardSection, worker_index: int = 0):
         from spark_rl.engines.prm_reward import PRMReward
 
         self.worker_index = worker_index
-        self.kind = f"prm:{variant}" + (":remote" if prm_cfg.remote.url else "")
-        self.reward = PRMReward(variant, use_gate, prm_cfg, variant_cfg)
+        self.kind = f"prm:{section.variant}" + (":remote" if section.prm.remote.url else "")
+        self.reward = PRMReward(section.variant, section.use_gate, section.prm, section.params)
 
     def ready(self) -> dict:
         return _where(self.kind, self.worker_index)

@@ -23,10 +23,10 @@ def config(out_dir: Path, address: str):
     sys.path.insert(0, str(Path(__file__).parent))
     from conftest import EASY
 
-    from actors.cluster import ClusterConfig
+    from spark_rl.config.cluster import ClusterConfig
     from spark_rl.config.resources import ResourceSpec
+    from spark_rl.config.rl import RLConfig
     from spark_rl.tasks.domain import DomainConfig
-    from spark_rl.trainer.config import RLConfig
 
     cfg = RLConfig()
     cfg.run.output_dir, cfg.run.tensorboard, cfg.run.export_final = str(out_dir / "run"), False, False
@@ -53,7 +53,8 @@ def main(model_dir: str, out_dir: str) -> None:
     import ray
     from ray.cluster_utils import Cluster
 
-    from actors.cluster import ClusterConfig, init_ray
+    from actors.cluster import init_ray
+    from spark_rl.config.cluster import ClusterConfig
     from spark_rl.trainer.data import build_problems
     from spark_rl.trainer.grpo import GRPOTrainer
 

@@ -25,7 +25,8 @@ def tiny_model_dir(tmp_path_factory):
 def ray_session():
     import ray
 
-    from actors.cluster import ClusterConfig, init_ray
+    from actors.cluster import init_ray
+    from spark_rl.config.cluster import ClusterConfig
 
     init_ray(ClusterConfig(num_cpus=8, object_store_gib=1.0, log_to_driver=False))
     yield ray
@@ -39,9 +40,9 @@ def tiny_rl_config(out_dir, steps: int, prompts: int = 4, group_size: int = 4, m
                    eval_size: int = 16, checkpoint_every: int = 2, colocate: bool = False):
     """An `RLConfig` for GRPO tests on the tiny models: the easy domain, small engines, no
     TensorBoard or export; callers change what their test is about."""
-    from actors.cluster import ClusterConfig
+    from spark_rl.config.cluster import ClusterConfig
+    from spark_rl.config.rl import RLConfig
     from spark_rl.tasks.domain import DomainConfig
-    from spark_rl.trainer.config import RLConfig
 
     cfg = RLConfig()
     cfg.run.output_dir, cfg.run.tensorboard, cfg.run.export_final = str(out_dir), False, False

@@ -6,12 +6,14 @@ import torch
 from spark_rl.algos import (
     AGG_MODES,
     GRPOLossConfig,
-    aggregate,
     compute_advantages,
     grpo_loss,
     kl_estimate,
     policy_loss,
     zero_variance_group_mask,
+)
+from spark_rl.algos import (
+    aggregate_loss as aggregate,
 )
 
 R = torch.tensor([1.0, 0.0, 0.0, 0.0, 2.0, 2.0, 5.0])

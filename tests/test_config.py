@@ -63,9 +63,9 @@ def test_every_shipped_config_loads_and_validates():
     from pathlib import Path
 
     from spark_rl.config import load_config
+    from spark_rl.config.rl import RLConfig
     from spark_rl.pipelines.synthesize import SynthesizeConfig
     from spark_rl.trainer.bootstrap import BootstrapConfig
-    from spark_rl.trainer.config import RLConfig
 
     root = Path(__file__).resolve().parents[1] / "configs"
     from spark_rl.pipelines.demo import DemoConfig
@@ -125,7 +125,7 @@ def test_paper_configs_cover_every_stage_at_the_paper_scale():
 @pytest.mark.parametrize("override,needle", [("run.wandb.mode=sometimes", "run.wandb.mode"),
                                              ("run.wandb.projekt=x", "unknown config key 'run.wandb.projekt'")])
 def test_wandb_section_rejects_bad_keys_and_modes(override, needle):
-    from spark_rl.trainer.config import RLConfig
+    from spark_rl.config.rl import RLConfig
 
     assert load_config(RLConfig, None, ["run.wandb.project=test", "run.wandb.mode=offline"]).run.wandb.project == "test"
     with pytest.raises(ConfigError, match=needle):

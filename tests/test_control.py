@@ -10,7 +10,7 @@ import pytest
 def test_ctl_rejects_bad_requests_naming_them(tmp_path, capsys):
     from spark_rl.cli import main
     from spark_rl.config import save_resolved
-    from spark_rl.trainer.config import RLConfig
+    from spark_rl.config.rl import RLConfig
 
     save_resolved(RLConfig(), tmp_path)
     bad = {("scale", "rollout=0"): "rollout='0'", ("scale", "learner=2"): "learner cannot be resized",
@@ -32,7 +32,7 @@ def test_ctl_rejects_bad_requests_naming_them(tmp_path, capsys):
 
 
 def test_control_queue_keeps_order_and_outcomes(tmp_path):
-    from spark_rl.trainer.elastic import ControlQueue, validate_command
+    from spark_rl.trainer.control import ControlQueue, validate_command
 
     q = ControlQueue(tmp_path)
     a = q.submit({"op": "scale", "sizes": {"rollout": 2}})
@@ -56,7 +56,7 @@ def test_control_queue_keeps_order_and_outcomes(tmp_path):
 
 def test_elastic_config_is_typed_and_validated():
     from spark_rl.config import ConfigError, load_config
-    from spark_rl.trainer.config import RLConfig
+    from spark_rl.config.rl import RLConfig
 
     cfg = load_config(RLConfig, None, ["elastic.schedule=[{step: 3, rollout: 2}, {step: 5, reward: random}]",
                                        "elastic.chaos.kill_at=[{step: 4, group: reward}]"])
@@ -80,7 +80,7 @@ def test_elastic_config_is_typed_and_validated():
 def test_chaos_command_rejects_bad_settings_before_starting_anything(tmp_path, capsys):
     from spark_rl.cli import main
     from spark_rl.config import save_resolved
-    from spark_rl.trainer.config import RLConfig
+    from spark_rl.config.rl import RLConfig
 
     path = save_resolved(RLConfig(), tmp_path, "rl.yaml")
     assert main(["chaos", str(path), "--kill-prob", "1.5", "--out", str(tmp_path / "out")]) == 2

@@ -53,7 +53,7 @@ def runs(ray_session, tiny_model_dir, tmp_path_factory):
     from spark_rl.cli import main
     from spark_rl.commands.chaos import chaos_pair
     from spark_rl.config import save_resolved
-    from spark_rl.trainer.config import KillAt, ScheduleEntry
+    from spark_rl.config.rl import KillAt, ScheduleEntry
 
     out = tmp_path_factory.mktemp("elastic")
     cfg = _cfg(out / "cfg", STEPS)

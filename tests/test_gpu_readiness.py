@@ -123,7 +123,7 @@ def test_scorer_places_its_model_on_the_configured_device(tiny_model_dir):
 def test_reference_device_is_configurable_and_checked():
     from spark_rl.config import ConfigError
     from spark_rl.config.loader import validate
-    from spark_rl.trainer.config import ReferenceSection
+    from spark_rl.config.rl import ReferenceSection
 
     validate(ReferenceSection(device="cuda:1"), "reference.")       # the driver needs no GPU to accept it
     with pytest.raises(ConfigError, match="reference.device.*'gpu0'"):
@@ -143,7 +143,7 @@ def test_logprob_code_follows_the_model_device(tiny_model_dir):
 
 
 def test_parity_tolerance_follows_the_coarser_dtype():
-    from spark_rl.trainer.config import PARITY_TOLERANCE, RLConfig, parity_tolerance
+    from spark_rl.config.rl import PARITY_TOLERANCE, RLConfig, parity_tolerance
 
     cfg = RLConfig()
     assert parity_tolerance(cfg) == PARITY_TOLERANCE["float32"] <= 1e-3
@@ -176,7 +176,7 @@ def test_bf16_learner_to_rollout_sync_passes_the_default_parity_check(ray_sessio
     parity check at its default. With the old fixed 1e-3 the first sync raised."""
     from conftest import tiny_rl_config
 
-    from spark_rl.trainer.config import PARITY_TOLERANCE
+    from spark_rl.config.rl import PARITY_TOLERANCE
     from spark_rl.trainer.data import build_problems
     from spark_rl.trainer.grpo import GRPOTrainer
     from spark_rl.trainer.metrics import read_metrics
@@ -211,7 +211,7 @@ def _benchmark_file(path: Path, n: int) -> str:
 
 
 def test_benchmark_files_are_used_whole_unless_a_limit_is_asked(tmp_path):
-    from spark_rl.trainer.config import DataConfig
+    from spark_rl.config.rl import DataConfig
     from spark_rl.trainer.data import build_problems
 
     train_file, eval_file = _benchmark_file(tmp_path / "train.jsonl", 4100), _benchmark_file(tmp_path / "ev.jsonl", 250)
@@ -244,7 +244,7 @@ def test_eval_command_scores_a_benchmark_file_whole_by_default(tmp_path):
 def test_negative_benchmark_limit_is_an_error_naming_it():
     from spark_rl.config import ConfigError
     from spark_rl.config.loader import validate
-    from spark_rl.trainer.config import DataConfig
+    from spark_rl.config.rl import DataConfig
 
     with pytest.raises(ConfigError, match="eval_limit"):
         validate(DataConfig(eval_limit=-1), "data.")
@@ -279,7 +279,7 @@ def test_prune_keeps_the_newest_k_and_never_the_latest(tmp_path):
 
 def test_trainer_checkpoint_applies_keep_checkpoints(tmp_path):
     """`GRPOTrainer.checkpoint` as the loop calls it, with a stand-in learner that writes folders."""
-    from spark_rl.trainer.config import RLConfig
+    from spark_rl.config.rl import RLConfig
     from spark_rl.trainer.data import Problem, PromptStream
     from spark_rl.trainer.grpo import GRPOTrainer
 
@@ -322,7 +322,8 @@ def ray_init_spy(monkeypatch):
 def test_local_run_starts_its_own_ray_instance(ray_init_spy, monkeypatch):
     """No `cluster.address`: a new local instance, never the cluster this machine last started
     (RAY_ADDRESS, /tmp/ray/ray_current_cluster), which would refuse num_cpus anyway."""
-    from actors.cluster import ClusterConfig, init_ray
+    from actors.cluster import init_ray
+    from spark_rl.config.cluster import ClusterConfig
 
     monkeypatch.setenv("RAY_ADDRESS", "127.0.0.1:6379")
     init_ray(ClusterConfig(num_cpus=2))
@@ -334,7 +335,8 @@ def test_joining_from_a_job_adds_only_env_vars_the_job_does_not_set(ray_init_spy
     any key both set: ray.init must add only the others (checked with Ray's own merge)."""
     from ray.runtime_env.runtime_env import _merge_runtime_env
 
-    from actors.cluster import ClusterConfig, init_ray
+    from actors.cluster import init_ray
+    from spark_rl.config.cluster import ClusterConfig
 
     job_env = {"working_dir": "gcs://_ray_pkg_x.zip",
                "env_vars": {"HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false",

@@ -387,7 +387,7 @@ def test_rayjob_pods_hold_what_the_config_asks_for():
     of it, of GPUs, and of CPUs with room to spare for Ray's own processes."""
     from actors.placement import combined
     from spark_rl.config import load_config
-    from spark_rl.trainer.config import RLConfig
+    from spark_rl.config.rl import RLConfig
 
     m = _manifest()
     cfg = load_config(RLConfig, REPO / m["spec"]["entrypoint"].split()[2].removeprefix(IMAGE_REPO + "/"))

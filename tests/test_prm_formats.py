@@ -3,7 +3,7 @@
 import pytest
 
 from spark_rl.formats.verification import render_verification
-from spark_rl.prm.formats import (
+from spark_rl.verification.prm_formats import (
     FORMATS,
     eval_prompt,
     first_error_prediction,

@@ -6,7 +6,8 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from spark_rl.engines.prm_reward import PRMConfig, PRMReward, RemotePRMConfig, judge_text
+from spark_rl.config.engines import PRMConfig, RemotePRMConfig
+from spark_rl.engines.prm_reward import PRMReward, judge_text
 from spark_rl.formats import format_gate, render_verification
 from spark_rl.rewards.base import RewardInput
 from spark_rl.rewards.hacking import hacking_indicators
@@ -21,13 +22,15 @@ from spark_rl.rewards.shaping import (
 )
 from spark_rl.rewards.variants import (
     PRM_VARIANTS,
-    VARIANTS,
     Judgement,
     VariantConfig,
     align_steps,
     model_free_reward,
     prepare,
     prm_reward,
+)
+from spark_rl.rewards.variants import (
+    REWARD_VARIANTS as VARIANTS,
 )
 from spark_rl.trainer.rollout_batch import Sample, token_level_advantages
 

@@ -42,7 +42,7 @@ def test_benchmark_row_without_answer_is_an_error_naming_the_row(tmp_path):
 
 
 def test_arith_eval_problems_never_appear_in_training():
-    from spark_rl.trainer.config import DataConfig
+    from spark_rl.config.rl import DataConfig
     from spark_rl.trainer.data import build_problems
 
     cfg = DataConfig(train_size=3000, eval_size=300, seed=2, eval_seed=10_000)

@@ -84,7 +84,7 @@ def test_prm_reward_steps_and_a_killed_prm_worker(ray_session, easy_policy, easy
 
 
 def test_prm_reward_without_a_model_is_a_clear_error(tmp_path):
-    from spark_rl.trainer.config import RLConfig
+    from spark_rl.config.rl import RLConfig
 
     cfg = RLConfig()
     cfg.reward.kind = "process_aware"

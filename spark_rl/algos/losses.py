@@ -6,16 +6,13 @@ the whole batch, however it is split."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 
 from spark_rl.algos.kl import kl_estimate
+from spark_rl.config.algos import AGG_MODES, GRPOLossConfig
 
-AGG_MODES = ("token-mean", "seq-mean-token-mean", "seq-mean-token-sum", "seq-mean-token-sum-norm")
 
-
-def aggregate(loss_mat: torch.Tensor, mask: torch.Tensor, mode: str = "token-mean", num_tokens: float | None = None,
+def aggregate_loss(loss_mat: torch.Tensor, mask: torch.Tensor, mode: str = "token-mean", num_tokens: float | None = None,
               num_seqs: float | None = None, norm_len: float | None = None) -> torch.Tensor:
     mask = mask.to(loss_mat.dtype)
     if mode not in AGG_MODES:
@@ -35,27 +32,6 @@ def aggregate(loss_mat: torch.Tensor, mask: torch.Tensor, mode: str = "token-mea
     return masked.sum() / (seqs * max(length, 1.0))
 
 
-@dataclass
-class GRPOLossConfig:
-    clip_low: float = 0.2
-    clip_high: float | None = None       # None: same as clip_low; larger = "clip-higher"
-    kl_coef: float = 0.001
-    kl_kind: str = "k3"
-    kl_clamp: float = 10.0
-    agg_mode: str = "token-mean"
-    entropy_coef: float = 0.0
-    norm_len: float | None = None        # seq-mean-token-sum-norm: the constant length (Dr. GRPO)
-
-    def validate(self) -> None:
-        from spark_rl.config import require, require_choice
-
-        require(self.clip_low > 0, "clip_low", "must be > 0")
-        require(self.clip_high is None or self.clip_high > 0, "clip_high", "must be > 0")
-        require(self.kl_coef >= 0, "kl_coef", "must be >= 0")
-        require_choice(self.kl_kind, "kl_kind", {"k1", "k2", "k3"})
-        require_choice(self.agg_mode, "agg_mode", set(AGG_MODES))
-
-
 def policy_loss(logp, old_logp, advantages, mask, clip_low=0.2, clip_high=None, agg_mode="token-mean",
                 num_tokens=None, num_seqs=None, norm_len=None):
     """PPO clipped surrogate. Returns (loss, metrics); `approx_kl` is the mean k3(old || new)."""
@@ -66,7 +42,7 @@ def policy_loss(logp, old_logp, advantages, mask, clip_low=0.2, clip_high=None, 
     unclipped = -advantages * ratio
     clipped = -advantages * ratio.clamp(1 - clip_low, 1 + clip_high)
     loss_tok = torch.maximum(unclipped, clipped)
-    loss = aggregate(loss_tok, mask_f, agg_mode, num_tokens, num_seqs, norm_len)
+    loss = aggregate_loss(loss_tok, mask_f, agg_mode, num_tokens, num_seqs, norm_len)
     n = mask_f.sum().clamp(min=1)
     with torch.no_grad():
         clip_frac = ((clipped > unclipped).to(logp.dtype) * mask_f).sum() / n
@@ -90,10 +66,10 @@ def grpo_loss(logp, old_logp, ref_logp, advantages, mask, cfg: GRPOLossConfig, e
     n = mask_f.sum().clamp(min=1)
     if ref_logp is not None and cfg.kl_coef > 0:
         kl_mat = kl_estimate(logp, ref_logp, cfg.kl_kind, cfg.kl_clamp)
-        loss = loss + cfg.kl_coef * aggregate(kl_mat, mask_f, cfg.agg_mode, **agg)
+        loss = loss + cfg.kl_coef * aggregate_loss(kl_mat, mask_f, cfg.agg_mode, **agg)
         metrics["kl"] = ((kl_mat * mask_f).sum() / n).item()
     if entropy is not None:
         metrics["entropy"] = ((entropy * mask_f).sum() / n).item()
         if cfg.entropy_coef:
-            loss = loss - cfg.entropy_coef * aggregate(entropy, mask_f, cfg.agg_mode, **agg)
+            loss = loss - cfg.entropy_coef * aggregate_loss(entropy, mask_f, cfg.agg_mode, **agg)
     return loss, metrics

@@ -67,8 +67,9 @@ def bench_rollout(args) -> dict:
     import ray
     import torch
 
-    from actors.cluster import ClusterConfig, init_ray
+    from actors.cluster import init_ray
     from actors.rollout import RolloutWorker
+    from spark_rl.config.cluster import ClusterConfig
     from spark_rl.engines.generator import Generator, GeneratorConfig
     from spark_rl.paths import base_model_dir
 
@@ -104,13 +105,13 @@ def bench_sync(args) -> dict:
     import ray
     import torch
 
-    from actors.cluster import ClusterConfig, init_ray
+    from actors.cluster import init_ray
     from actors.group import ActorGroup
     from actors.learner import LearnerGroup
     from actors.rollout import RolloutWorker
+    from spark_rl.config.cluster import ClusterConfig
+    from spark_rl.config.engines import GeneratorConfig, LearnerConfig
     from spark_rl.config.resources import ResourceSpec
-    from spark_rl.engines.generator import GeneratorConfig
-    from spark_rl.engines.learner import LearnerConfig
     from spark_rl.paths import base_model_dir
 
     model = str(base_model_dir(args.preset))
@@ -161,9 +162,10 @@ def bench_sync(args) -> dict:
 def bench_step(args) -> dict:
     import tempfile
 
-    from actors.cluster import ClusterConfig, init_ray
+    from actors.cluster import init_ray
+    from spark_rl.config.cluster import ClusterConfig
+    from spark_rl.config.rl import RLConfig
     from spark_rl.paths import base_model_dir
-    from spark_rl.trainer.config import RLConfig
     from spark_rl.trainer.data import build_problems
     from spark_rl.trainer.grpo import GRPOTrainer
 

@@ -68,9 +68,9 @@ def chaos_pair(cfg, policy: str, out: str | Path, progress: bool = False, on_tra
     """Run `cfg` clean (its `elastic.chaos` off) and as configured (chaos on) under `out/clean` and
     `out/chaos` (Ray already initialized), and compare. `on_trainer(name, trainer)` runs before
     each fit. Everything else (schedule, seeds) is the same in both runs."""
-    import copy
+    import dataclasses
 
-    from spark_rl.trainer.config import ChaosSection
+    from spark_rl.config.rl import ChaosSection
     from spark_rl.trainer.data import build_problems
 
     if not cfg.elastic.chaos.active:
@@ -79,10 +79,9 @@ def chaos_pair(cfg, policy: str, out: str | Path, progress: bool = False, on_tra
     train, evalset = build_problems(cfg.data)
     runs = {}
     for name in ("clean", "chaos"):
-        c = copy.deepcopy(cfg)
-        c.run.output_dir = str(out / name)
+        c = dataclasses.replace(cfg, run=dataclasses.replace(cfg.run, output_dir=str(out / name)))
         if name == "clean":
-            c.elastic.chaos = ChaosSection()
+            c = dataclasses.replace(c, elastic=dataclasses.replace(c.elastic, chaos=ChaosSection()))
         hook = (lambda tr, n=name: on_trainer(n, tr)) if on_trainer is not None else None
         runs[name] = _fit(c, policy, train, evalset, progress, hook)
     report = compare(runs["clean"], runs["chaos"], cfg.grpo.steps)
@@ -94,12 +93,11 @@ def run(args) -> int:
     from actors.cluster import init_ray
     from spark_rl.commands.train_rl import policy_path
     from spark_rl.config import load_config
-    from spark_rl.trainer.config import RLConfig
+    from spark_rl.config.rl import RLConfig
 
-    cfg = load_config(RLConfig, args.config, list(args.overrides) + [f"grpo.steps={args.steps}"])
-    chaos = cfg.elastic.chaos
-    chaos.kill_prob, chaos.max_kills, chaos.seed = args.kill_prob, args.max_kills, args.chaos_seed
-    chaos.validate()
+    cfg = load_config(RLConfig, args.config, list(args.overrides) + [
+        f"grpo.steps={args.steps}", f"elastic.chaos.kill_prob={args.kill_prob}",
+        f"elastic.chaos.max_kills={args.max_kills}", f"elastic.chaos.seed={args.chaos_seed}"])
     policy = policy_path(cfg)
     init_ray(cfg.cluster)
     report = chaos_pair(cfg, policy, args.out, progress=not args.no_progress)

@@ -44,7 +44,7 @@ def _run_dir(path: str) -> Path:
 
 def _base_reward(run: Path):
     from spark_rl.config import load_config
-    from spark_rl.trainer.config import RLConfig
+    from spark_rl.config.rl import RLConfig
 
     if (run / "config.yaml").exists():
         return load_config(RLConfig, run / "config.yaml").reward
@@ -52,7 +52,7 @@ def _base_reward(run: Path):
 
 
 def run(args) -> int:
-    from spark_rl.trainer.elastic import ControlQueue, parse_sizes, validate_command
+    from spark_rl.trainer.control import ControlQueue, parse_sizes, validate_command
 
     run_dir = _run_dir(args.run)
     queue = ControlQueue(run_dir)

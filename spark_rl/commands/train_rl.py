@@ -17,7 +17,7 @@ def add_arguments(p) -> None:
 
 def resolve_config(args):
     from spark_rl.config import ConfigError, load_config
-    from spark_rl.trainer.config import RLConfig
+    from spark_rl.config.rl import RLConfig
 
     path = args.config
     run_dir = None
@@ -36,14 +36,9 @@ def resolve_config(args):
 
 def policy_path(cfg) -> str:
     """The configured policy, or the bootstrap's (trained first when not cached)."""
-    if cfg.policy.model_path:
-        return cfg.policy.model_path
-    from spark_rl.config import load_config
-    from spark_rl.trainer.bootstrap import BootstrapConfig, bootstrap
+    from spark_rl.trainer.model_paths import resolve_model_path
 
-    bcfg = load_config(BootstrapConfig, cfg.policy.bootstrap_config)
-    bcfg.build = ["policy"]
-    return str(bootstrap(bcfg).policy)
+    return resolve_model_path(cfg.policy.model_path, cfg.policy.bootstrap_config)
 
 
 def run(args) -> int:

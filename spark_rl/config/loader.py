@@ -16,11 +16,9 @@ from typing import Any, TypeVar
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException, ValidationError
 
+from spark_rl.config.checks import ConfigError, require, require_choice  # noqa: F401  (re-exported)
+
 T = TypeVar("T")
-
-
-class ConfigError(ValueError):
-    """A bad config: the message is one line naming the key and the problem."""
 
 
 def _one_line(e: OmegaConfBaseException, where: str) -> str:
@@ -83,17 +81,6 @@ def validate(obj: Any, prefix: str = "") -> None:
             raise ConfigError(f"{prefix}{e}" if prefix and not str(e).startswith(prefix) else str(e)) from None
         except ValueError as e:
             raise ConfigError(f"{prefix}{e}") from None
-
-
-def require(cond: bool, key: str, message: str) -> None:
-    """For schemas' `validate()`: `require(self.lr > 0, "lr", "must be > 0")`."""
-    if not cond:
-        raise ConfigError(f"{key}: {message}")
-
-
-def require_choice(value: Any, key: str, choices) -> None:
-    if value not in choices:
-        raise ConfigError(f"{key}: {value!r} is not one of {sorted(choices)}")
 
 
 def to_yaml(obj: Any) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from spark_rl.config.loader import require, require_choice
+from spark_rl.config.checks import require, require_choice
 
 
 @dataclass

@@ -8,7 +8,17 @@ is imported: the GPU smoke script (`tests/gpu/smoke.py`) runs these on a bare to
 
 from __future__ import annotations
 
+import socket
+
 import torch
+
+
+def free_port(host: str = "") -> int:
+    """A TCP port free on `host` right now, for a process group's rendezvous (MASTER_PORT); ""
+    binds every interface (ranks on other nodes connect), "127.0.0.1" one machine only."""
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
 
 
 def collective_device(backend: str, engine_device: torch.device | str) -> torch.device:

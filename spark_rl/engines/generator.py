@@ -13,29 +13,10 @@ from dataclasses import dataclass, field
 
 import torch
 
+from spark_rl.config.engines import GeneratorConfig
 from spark_rl.engines.threads import set_cpu_threads
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class GeneratorConfig:
-    model_path: str = ""
-    dtype: str = "float32"            # bfloat16 on GPUs
-    max_model_len: int = 1024
-    kv_cache_gib: float = 1.0         # VLLM_CPU_KVCACHE_SPACE on CPU
-    gpu_memory_utilization: float = 0.5
-    enforce_eager: bool = True
-    enable_prefix_caching: bool = True
-    max_num_seqs: int = 256
-    seed: int = 0
-    tensor_parallel_size: int = 1
-    num_threads: int = 0              # CPU intra-op threads; 0 = every core this process may use
-    # None: off on CPU, vLLM's default on GPU. vLLM-cpu cannot rewind a seeded request's generator
-    # after a partial (chunked) prefill ("CPU Generator does not use offset"), so seeded sampling
-    # of large batches needs whole-prompt prefills there.
-    chunked_prefill: bool | None = None
-    max_num_batched_tokens: int | None = None   # None: vLLM's default (at least max_model_len without chunking)
 
 
 @dataclass

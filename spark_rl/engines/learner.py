@@ -13,12 +13,11 @@ import math
 import os
 import shutil
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
-from spark_rl.config import require, require_choice
+from spark_rl.config.engines import LearnerConfig
 from spark_rl.engines.collectives import all_max, all_sum, collective_device
 from spark_rl.engines.logprobs import batch_logprobs, load_causal_lm, pad_batch, token_logprobs
 from spark_rl.engines.threads import set_cpu_threads
@@ -26,34 +25,6 @@ from spark_rl.engines.threads import set_cpu_threads
 log = logging.getLogger(__name__)
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.json",
                    "merges.txt", "generation_config.json", "chat_template.jinja")
-
-
-@dataclass
-class LearnerConfig:
-    zero_stage: int = 2
-    dtype: str = "float32"          # "bfloat16" on GPUs
-    lr: float = 1e-5
-    weight_decay: float = 0.0
-    adam_beta1: float = 0.9
-    adam_beta2: float = 0.999
-    adam_eps: float = 1e-8
-    warmup_steps: int = 0           # linear warm-up over this many optimizer steps, then constant
-    decay_steps: int = 0            # > 0: cosine decay to `min_lr_ratio` x lr over this many steps after warm-up
-    min_lr_ratio: float = 0.1
-    grad_clip: float = 1.0
-    micro_batch_size: int = 8       # sequences per forward/backward on one rank
-    seed: int = 0
-    gradient_checkpointing: bool = False
-    backend: str = "auto"           # "auto": nccl with CUDA, else gloo
-    num_threads: int = 0            # CPU intra-op threads; 0 = every core this process may use
-
-    def validate(self) -> None:
-        require_choice(self.zero_stage, "zero_stage", {0, 1, 2, 3})
-        require_choice(self.dtype, "dtype", {"float32", "bfloat16"})
-        require(self.lr > 0, "lr", "must be > 0")
-        require(self.micro_batch_size >= 1, "micro_batch_size", "must be >= 1")
-        require(self.warmup_steps >= 0 and self.decay_steps >= 0, "warmup_steps", "must be >= 0")
-        require_choice(self.backend, "backend", {"auto", "gloo", "nccl"})
 
 
 def lr_lambda(cfg: LearnerConfig) -> Callable[[int], float]:

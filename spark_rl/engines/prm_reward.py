@@ -13,54 +13,25 @@ output gives reward 0 with a counted reason, never an exception out of `score`.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 
-from spark_rl.config.loader import require, require_choice
-from spark_rl.engines.generator import GeneratorConfig
+from spark_rl.config.engines import PRMConfig
+from spark_rl.config.rewards import VariantConfig
 from spark_rl.rewards.base import RewardInput, RewardOutput
 from spark_rl.rewards.variants import (
     PRM_VARIANTS,
     Judgement,
-    VariantConfig,
-    needs_prm,
     prepare,
     prm_reward,
+    reward_variant,
+    sends_to_prm,
 )
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class RemotePRMConfig:
-    url: str = ""                       # e.g. http://prm-host:8000/v1 (an OpenAI-compatible server)
-    model: str = ""                     # the served model's name
-    api_key_env: str = "OPENAI_API_KEY"  # read from the environment when set; never stored in configs
-    timeout_s: float = 120.0
-    max_retries: int = 4
-    backoff_s: float = 1.0              # doubled after each failed try
-    concurrency: int = 16
-
-    def validate(self) -> None:
-        require(self.timeout_s > 0, "timeout_s", "must be > 0")
-        require(self.max_retries >= 0, "max_retries", "must be >= 0")
-        require(self.concurrency >= 1, "concurrency", "must be >= 1")
-
-
-@dataclass
-class PRMConfig:
-    model_path: str = ""                # HF folder of the PRM; "" = the demo's Stage 2 student (`spark-rl demo`)
-    format: str = "prm-cot"             # prm-cot (analysis + verdict per step) or prm (verdicts only)
-    max_new_tokens: int = 512           # the paper: up to 4096
-    engine: GeneratorConfig = field(default_factory=lambda: GeneratorConfig(max_model_len=1024))
-    remote: RemotePRMConfig = field(default_factory=RemotePRMConfig)
-
-    def validate(self) -> None:
-        require_choice(self.format, "format", {"prm-cot", "prm"})
-        require(self.max_new_tokens >= 1, "max_new_tokens", "must be >= 1")
 
 
 def judge_text(text: str, fmt: str) -> Judgement:
@@ -76,10 +47,8 @@ class LocalCompleter:
     def __init__(self, cfg: PRMConfig):
         from spark_rl.engines.generator import Generator
 
-        engine = cfg.engine
-        engine.model_path = cfg.model_path
         self.cfg = cfg
-        self.generator = Generator(engine)
+        self.generator = Generator(dataclasses.replace(cfg.engine, model_path=cfg.model_path))
 
     def prompt_text(self, prompt: str) -> str:
         from spark_rl.models.chat import chat_prompt
@@ -152,7 +121,7 @@ class PRMReward:
     """Gate -> PRM verification (greedy) -> reward variant, for a batch of responses."""
 
     def __init__(self, variant: str, use_gate: bool, cfg: PRMConfig, variant_cfg: VariantConfig, completer=None):
-        if variant not in PRM_VARIANTS:
+        if not reward_variant(variant).needs_prm:
             raise ValueError(f"PRMReward: {variant!r} is not a PRM variant ({', '.join(PRM_VARIANTS)})")
         self.variant, self.use_gate, self.cfg, self.variant_cfg = variant, use_gate, cfg, variant_cfg
         if completer is None:
@@ -160,10 +129,10 @@ class PRMReward:
         self.completer = completer
 
     def score(self, batch: list[RewardInput]) -> list[RewardOutput]:
-        from spark_rl.prm.formats import eval_prompt
+        from spark_rl.verification.prm_formats import eval_prompt
 
         reqs = [prepare(x, self.use_gate) for x in batch]
-        send = [i for i, r in enumerate(reqs) if needs_prm(self.variant, r, self.use_gate, self.variant_cfg)]
+        send = [i for i, r in enumerate(reqs) if sends_to_prm(self.variant, r, self.use_gate, self.variant_cfg)]
         prompts = [eval_prompt(batch[i].problem, reqs[i].steps, self.cfg.format, reqs[i].answer) for i in send]
         answers = dict(zip(send, self.completer.complete(prompts)))
         out = []

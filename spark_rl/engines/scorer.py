@@ -3,19 +3,9 @@ policy of GRPO's KL term). Micro-batched by a token budget with length-sorted ba
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 
-
-@dataclass
-class ScorerConfig:
-    model_path: str = ""
-    dtype: str = "float32"
-    micro_batch_tokens: int = 8192
-    num_threads: int = 0      # CPU intra-op threads; 0 = every core this process may use
-    # "auto": the worker's GPU when Ray gave it one (CUDA visible), else the CPU; or "cpu", "cuda:1"
-    device: str = "auto"
+from spark_rl.config.engines import ScorerConfig
 
 
 class Scorer:

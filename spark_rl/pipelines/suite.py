@@ -17,10 +17,10 @@ import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from actors.cluster import ClusterConfig
 from spark_rl.config import require
+from spark_rl.config.cluster import ClusterConfig
 from spark_rl.config.resources import ResourceSpec
-from spark_rl.engines.generator import GeneratorConfig
+from spark_rl.config.engines import GeneratorConfig
 from spark_rl.tasks.loaders import BENCHMARK_FILES, PAPER_EVAL_SET, file_stem
 from spark_rl.trainer.data import POLICY_PROMPT
 
@@ -149,23 +149,16 @@ def bar_chart(rows: list[dict], benches: list[str], title: str, path: Path) -> P
 
 # ---- the driver -----------------------------------------------------------------------------
 def resolve_model(cfg: EvalConfig) -> str:
-    if cfg.model != "bootstrap":
-        return cfg.model
-    from spark_rl.config import load_config
-    from spark_rl.trainer.bootstrap import BootstrapConfig, bootstrap
+    from spark_rl.trainer.model_paths import resolve_model_path
 
-    bcfg = load_config(BootstrapConfig, cfg.bootstrap_config)
-    bcfg.build = ["policy"]
-    return str(bootstrap(bcfg).policy)
+    return resolve_model_path("" if cfg.model == "bootstrap" else cfg.model, cfg.bootstrap_config)
 
 
 def run_suite(cfg: EvalConfig, progress: bool = True) -> dict:
     from transformers import AutoTokenizer
 
     from actors.cluster import init_ray
-    from actors.group import ActorGroup
-    from actors.placement import vllm_thread_env, worker_options
-    from actors.rollout import RolloutWorker
+    from actors.rollout import rollout_group
     from spark_rl.config import save_resolved
     from spark_rl.models.chat import chat_prompt
     from spark_rl.trainer.evaluation import EvalSettings, evaluate
@@ -188,8 +181,7 @@ def run_suite(cfg: EvalConfig, progress: bool = True) -> dict:
     init_ray(cfg.cluster)
     engine = replace(cfg.engine, model_path=model)
     spec = cfg.resources
-    group = ActorGroup("eval", lambda i: RolloutWorker.options(
-        **worker_options(spec, vllm_thread_env(spec, i))).remote(engine, i), cfg.workers)
+    group = rollout_group("eval", engine, spec, cfg.workers)
     settings = EvalSettings(k=cfg.k, temperature=cfg.temperature, top_p=cfg.top_p,
                             max_new_tokens=cfg.max_new_tokens, seed=cfg.seed)
     summaries = {}

@@ -20,17 +20,17 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from actors.cluster import ClusterConfig
 from spark_rl.config import config_hash, require
+from spark_rl.config.cluster import ClusterConfig
+from spark_rl.config.engines import GeneratorConfig
 from spark_rl.config.resources import ResourceSpec
-from spark_rl.engines.generator import GeneratorConfig
 from spark_rl.tasks.domain import DomainConfig
 from spark_rl.verification.aggregate import AggregationConfig
 
 log = logging.getLogger(__name__)
 
-VARIANTS = ("single", "outcome-consistency", "step-consistency", "reference-guided", "meta-critique-base",
-            "meta-critique-outcome")
+DATASET_VARIANTS = ("single", "outcome-consistency", "step-consistency", "reference-guided", "meta-critique-base",
+                    "meta-critique-outcome")
 META_BASES = ("base", "outcome")
 
 
@@ -186,9 +186,7 @@ class Synthesizer:
     def __init__(self, cfg: SynthesizeConfig, policy: str, verifier: str, progress: bool = True):
         from dataclasses import replace
 
-        from actors.group import ActorGroup
-        from actors.placement import vllm_thread_env, worker_options
-        from actors.rollout import RolloutWorker
+        from actors.rollout import rollout_group
         from spark_rl.pipelines.shards import ShardStore
 
         self.cfg, self.policy, self.verifier, self.progress = cfg, policy, verifier, progress
@@ -198,11 +196,9 @@ class Synthesizer:
         self.store = ShardStore(self.out, "raw", cfg.raw_fingerprint(), n_shards)
         self.meta_store = ShardStore(self.out, "meta", cfg.meta_fingerprint(), n_shards) if cfg.meta_critique.bases else None
 
-        def group(name: str, section, model: str) -> ActorGroup:
-            engine = replace(section.engine, model_path=model, seed=cfg.seed)
-            spec = section.resources
-            return ActorGroup(name, lambda i: RolloutWorker.options(**worker_options(spec, vllm_thread_env(spec, i))
-                                                                     ).remote(engine, i), section.workers)
+        def group(name: str, section, model: str):
+            return rollout_group(name, replace(section.engine, model_path=model, seed=cfg.seed), section.resources,
+                                 section.workers)
 
         self.gen_group = group("generator", cfg.generator, policy)
         self.ver_group = group("verifier", cfg.verifier, verifier)
@@ -334,8 +330,8 @@ def build_variants(rows: list[dict], cfg: SynthesizeConfig,
                   "temperature": cfg.verifier.temperature, "meta_rounds": cfg.meta_critique.rounds,
                   "config_hash": config_hash(cfg)}
     meta = _index_meta(list(meta_rows))
-    out: dict[str, list[dict]] = {v: [] for v in VARIANTS}
-    aggs: dict[str, list] = {v: [] for v in VARIANTS}
+    out: dict[str, list[dict]] = {v: [] for v in DATASET_VARIANTS}
+    aggs: dict[str, list] = {v: [] for v in DATASET_VARIANTS}
     meta_counts: dict[str, Counter] = {b: Counter() for b in cfg.meta_critique.bases}
     for row in rows:
         for s in row["solutions"]:
@@ -405,16 +401,16 @@ def quality_report(rows: list[dict], cfg: SynthesizeConfig, meta_rows: list[dict
     return table
 
 
-def resolve_models(cfg: SynthesizeConfig) -> None:
-    """Fill empty model paths with the bootstrap's policy and verifier (built first when not cached)."""
-    if cfg.models.policy_path and cfg.models.verifier_path:
-        return
-    from spark_rl.config import load_config
-    from spark_rl.trainer.bootstrap import BootstrapConfig, bootstrap
+def resolve_models(cfg: SynthesizeConfig) -> SynthesizeConfig:
+    """`cfg` with empty model paths filled by the bootstrap's policy and verifier (built first when
+    not cached): the config the run records is the one that ran."""
+    from dataclasses import replace
 
-    res = bootstrap(load_config(BootstrapConfig, cfg.models.bootstrap_config))
-    cfg.models.policy_path = cfg.models.policy_path or str(res.policy)
-    cfg.models.verifier_path = cfg.models.verifier_path or str(res.verifier)
+    from spark_rl.trainer.model_paths import resolve_model_paths
+
+    m = cfg.models
+    paths = resolve_model_paths({"policy": m.policy_path, "verifier": m.verifier_path}, m.bootstrap_config)
+    return replace(cfg, models=replace(m, policy_path=paths["policy"], verifier_path=paths["verifier"]))
 
 
 def synthesize(cfg: SynthesizeConfig, progress: bool = True) -> dict:
@@ -425,7 +421,7 @@ def synthesize(cfg: SynthesizeConfig, progress: bool = True) -> dict:
     from spark_rl.config import save_resolved
     from spark_rl.pipelines.quality import format_table, plot_f1_vs_n
 
-    resolve_models(cfg)
+    cfg = resolve_models(cfg)
     out = Path(cfg.output_dir)
     save_resolved(cfg, out)
     init_ray(cfg.cluster)

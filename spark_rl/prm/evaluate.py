@@ -2,7 +2,7 @@
 
 Two modes per model:
 * generative: the PRM prompt of its format; the prediction is the first step it marks incorrect
-  (0-based), -1 if it marks all correct (`spark_rl.prm.formats.predict`);
+  (0-based), -1 if it marks all correct (`spark_rl.verification.prm_formats.predict`);
 * critic: the paragraph-tagged ProcessBench prompt; the prediction is the boxed index, greedy
   (k = 1) or the most common parsed index over k samples (ties: the smallest index).
 Unparsable outputs and prompts that do not fit the model's context are scored as wrong and
@@ -19,12 +19,12 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from actors.cluster import ClusterConfig
 from spark_rl.config import require, require_choice
+from spark_rl.config.cluster import ClusterConfig
+from spark_rl.config.engines import GeneratorConfig
 from spark_rl.config.resources import ResourceSpec
-from spark_rl.engines.generator import GeneratorConfig
-from spark_rl.prm.formats import FORMATS
 from spark_rl.tasks.domain import DomainConfig
+from spark_rl.verification.prm_formats import FORMATS
 
 log = logging.getLogger(__name__)
 MODES = ("generative", "critic")
@@ -129,12 +129,10 @@ def evaluate_model(model: PRMModel, rows: list[dict], cfg: EvalPRMConfig, out: P
     from tqdm import tqdm
     from transformers import AutoTokenizer
 
-    from actors.group import ActorGroup
-    from actors.placement import vllm_thread_env, worker_options
-    from actors.rollout import RolloutWorker
+    from actors.rollout import rollout_group
     from spark_rl.formats.critic import critic_prompt, parse_critic_answer
     from spark_rl.models.chat import chat_prompt
-    from spark_rl.prm.formats import eval_prompt, predict
+    from spark_rl.verification.prm_formats import eval_prompt, predict
 
     t0 = time.perf_counter()
     tok = AutoTokenizer.from_pretrained(model.path)
@@ -147,9 +145,7 @@ def evaluate_model(model: PRMModel, rows: list[dict], cfg: EvalPRMConfig, out: P
     fits = [len(tok(p, add_special_tokens=False)["input_ids"]) <= budget for p in prompts]
     todo = [i for i, ok in enumerate(fits) if ok]
     engine = replace(cfg.engine, model_path=model.path, seed=cfg.seed)
-    spec = cfg.resources
-    group = ActorGroup(f"eval-{model.name}", lambda i: RolloutWorker.options(
-        **worker_options(spec, vllm_thread_env(spec, i))).remote(engine, i), cfg.workers)
+    group = rollout_group(f"eval-{model.name}", engine, cfg.resources, cfg.workers)
     critic_k = cfg.critic.k if model.mode == "critic" else 1
     temperature = 0.0 if critic_k == 1 else cfg.critic.temperature
     chunk = max(16, 64 // critic_k)

@@ -16,10 +16,10 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from actors.cluster import ClusterConfig
 from spark_rl.config import config_hash, require, require_choice
-from spark_rl.prm.formats import FORMATS
-from spark_rl.trainer.config import LearnerSection
+from spark_rl.config.cluster import ClusterConfig
+from spark_rl.config.rl import LearnerSection
+from spark_rl.verification.prm_formats import FORMATS
 
 log = logging.getLogger(__name__)
 
@@ -151,7 +151,7 @@ def train_student(cfg: TrainPRMConfig, name: str, variant: str, fmt: str, init_m
 
     from actors.learner import LearnerGroup
     from spark_rl.models.chat import encode_sft
-    from spark_rl.prm.formats import sft_example
+    from spark_rl.verification.prm_formats import sft_example
 
     rows = _load_variant(Path(cfg.data.stage1_dir), variant)
     train_rows, held_rows = split_by_problem(rows, cfg.data.heldout_share, cfg.seed)
@@ -203,14 +203,11 @@ def train_student(cfg: TrainPRMConfig, name: str, variant: str, fmt: str, init_m
 
 
 def resolve_init(cfg: TrainPRMConfig) -> str:
-    if cfg.init_model:
-        return cfg.init_model
-    from spark_rl.config import load_config
-    from spark_rl.trainer.bootstrap import BootstrapConfig, bootstrap
+    from spark_rl.trainer.model_paths import resolve_model_path
 
-    bcfg = load_config(BootstrapConfig, cfg.bootstrap_config)
-    bcfg.build = ["policy"] if cfg.init_from == "policy" else ["policy", "verifier"]
-    return str(getattr(bootstrap(bcfg), cfg.init_from))
+    # the bootstrap builds the policy first: its verifier may start from it (verifier.init_from)
+    build = ["policy"] if cfg.init_from == "policy" else ["policy", "verifier"]
+    return resolve_model_path(cfg.init_model, cfg.bootstrap_config, cfg.init_from, build)
 
 
 def train_prm(cfg: TrainPRMConfig, progress: bool = True) -> dict:

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from spark_rl.rewards.base import RewardInput, RewardOutput
-from spark_rl.rewards.variants import rlvr_reward
+from spark_rl.rewards.variants import model_free_reward
 
 
 def rule_reward(inp: RewardInput, use_gate: bool = False) -> RewardOutput:
-    return rlvr_reward(inp, use_gate)
+    return model_free_reward("rlvr", inp, use_gate)

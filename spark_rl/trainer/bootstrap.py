@@ -13,7 +13,6 @@ import json
 import logging
 import random
 import shutil
-import socket
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -143,12 +142,6 @@ class BootstrapResult:
     report: dict
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def train_sft(examples: list[SFTExample], cfg: SFTConfig, init_dir: Path, out_dir: Path, seed: int,
               desc: str, progress: bool = True) -> dict:
     """Fine-tune `init_dir` on `examples` for `cfg.steps` steps of `cfg.batch_size`; export to `out_dir`."""
@@ -157,12 +150,13 @@ def train_sft(examples: list[SFTExample], cfg: SFTConfig, init_dir: Path, out_di
     from tqdm import tqdm
     from transformers import AutoTokenizer
 
+    from spark_rl.engines.collectives import free_port
     from spark_rl.engines.learner import Learner, LearnerConfig
     from spark_rl.models.chat import encode_sft
 
     tok = AutoTokenizer.from_pretrained(init_dir)
     encoded = [encode_sft(tok, e.prompt, e.response) for e in examples]
-    os.environ.setdefault("MASTER_PORT", str(_free_port()))
+    os.environ.setdefault("MASTER_PORT", str(free_port("127.0.0.1")))
     lcfg = LearnerConfig(zero_stage=0, lr=cfg.lr, weight_decay=cfg.weight_decay, warmup_steps=cfg.warmup_steps,
                          decay_steps=max(1, cfg.steps - cfg.warmup_steps), min_lr_ratio=cfg.min_lr_ratio,
                          micro_batch_size=cfg.batch_size, seed=seed)

@@ -8,6 +8,7 @@ The driver talks to actor *groups*, never to a fixed number of workers.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import logging
@@ -21,21 +22,23 @@ import torch
 
 from actors.group import ActorGroup
 from actors.learner import LearnerGroup
-from actors.placement import vllm_thread_env, worker_options
+from actors.placement import bundle, vllm_thread_env, worker_options
 from actors.reference import ReferenceWorker
 from actors.reward import PRMRewardWorker, RuleRewardWorker
-from actors.rollout import RolloutWorker
+from actors.rollout import rollout_group
 from spark_rl.algos import grpo_loss, zero_variance_group_mask
-from spark_rl.engines.scorer import ScorerConfig
+from spark_rl.config.engines import ScorerConfig
+from spark_rl.config.resources import ResourceSpec
+from spark_rl.config.rl import RewardSection, RLConfig, parity_tolerance
 from spark_rl.formats import extract_answer
 from spark_rl.grading import grade
 from spark_rl.rewards.agreement import prm_agreement
 from spark_rl.rewards.base import RewardInput, sanitize
 from spark_rl.rewards.hacking import hacking_indicators
-from spark_rl.rewards.variants import TOKEN_LEVEL_VARIANTS
+from spark_rl.rewards.variants import reward_variant
 from spark_rl.trainer.checkpoints import prune_checkpoints
-from spark_rl.trainer.config import RewardSection, RLConfig, parity_tolerance
 from spark_rl.trainer.data import Problem, PromptStream
+from spark_rl.trainer.elastic import ElasticController
 from spark_rl.trainer.evaluation import EvalSettings, evaluate
 from spark_rl.trainer.metrics import MetricsWriter, StepTimer
 from spark_rl.trainer.rollout_batch import Sample, group_advantages, learner_samples, token_level_advantages
@@ -76,54 +79,56 @@ class GRPOTrainer:
         self._seed_everything(cfg.run.seed)
 
         rcfg = cfg.rollout
-        engine = rcfg.engine
-        engine.model_path = policy_path
+        engine = dataclasses.replace(rcfg.engine, model_path=policy_path)   # the config stays as loaded
         colocate = cfg.reference.resources if cfg.reference.colocate_with_learner else None
         self.learner = LearnerGroup(policy_path, cfg.learner.engine, cfg.learner.num_ranks, cfg.learner.resources,
                                     colocate=colocate)
-        self.rollout = ActorGroup(
-            "rollout",
-            lambda i: RolloutWorker.options(**worker_options(rcfg.resources, vllm_thread_env(rcfg.resources, i))
-                                            ).remote(engine, i),
-            rcfg.num_workers,
-            on_new_worker=lambda h: self.sync_weights([h]),
-        )
-        self.reference = None
+        # the groups by name; the elastic controller resizes them and replaces the reward group
+        self.groups: dict[str, ActorGroup | None] = {"rollout": None, "reward": None, "reference": None}
+        self.groups["rollout"] = rollout_group("rollout", engine, rcfg.resources, rcfg.num_workers,
+                                               on_new_worker=lambda h: self.sync_weights([h]),
+                                               **self._elastic_settings(rcfg.resources))
         if cfg.grpo.loss.kl_coef > 0:
             scfg = ScorerConfig(model_path=policy_path, dtype=cfg.learner.engine.dtype,
                                 micro_batch_tokens=cfg.reference.micro_batch_tokens, device=cfg.reference.device)
-            if colocate is not None:
-                ref_opts, n_ref = self.learner.colocated_options, cfg.learner.num_ranks
+            if colocate is not None:   # placed in the learner ranks' bundles: no demand of its own
+                ref_opts, n_ref, ref_res = self.learner.colocated_options, cfg.learner.num_ranks, None
             else:
                 ref_opts, n_ref = (lambda i: worker_options(cfg.reference.resources)), cfg.reference.num_workers
-            self.reference = ActorGroup(
-                "reference", lambda i: ReferenceWorker.options(**ref_opts(i)).remote(scfg, i), n_ref)
-        self.reward = self._make_reward_group()
+                ref_res = cfg.reference.resources
+            self.groups["reference"] = ActorGroup(
+                "reference", lambda i: ReferenceWorker.options(**ref_opts(i)).remote(scfg, i), n_ref,
+                **self._elastic_settings(ref_res))
+        self.groups["reward"] = self._make_reward_group(cfg.reward)
         self.tokenizer = None
-        self.last_batch = None
-        from spark_rl.trainer.elastic import ElasticController
+        self.last_batch = None      # (problems, samples) of the step that just ran: its accounting
+        # scaling, reward swap, health checks between steps
+        self.elastic = ElasticController(cfg, self.groups, self, self._make_reward_group, self.run_dir)
 
-        self.elastic = ElasticController(self)   # scaling, reward swap, health checks between steps
+    rollout = property(lambda self: self.groups["rollout"])
+    reward = property(lambda self: self.groups["reward"])
+    reference = property(lambda self: self.groups["reference"])
 
-    def _make_reward_group(self, section: RewardSection | None = None) -> ActorGroup:
+    def _elastic_settings(self, resources: ResourceSpec | None) -> dict:
+        """ActorGroup settings of a worker group: replacement limits, and one worker's demand."""
+        e = self.cfg.elastic
+        return {"max_replacements": e.max_replacements, "replace_timeout_s": e.replace_timeout_s,
+                "demand": bundle(resources) if resources is not None else None}
+
+    def _make_reward_group(self, section: RewardSection) -> ActorGroup:
         """The reward group a `RewardSection` describes (model-free rule/random workers, or PRM
         workers on vLLM or a remote endpoint); the driver only ever calls `score` on it."""
-        rc = section or self.cfg.reward
-        if rc.needs_prm:
-            prm = rc.prm
-            if not prm.model_path and not prm.remote.url:
-                raise ValueError(f"reward.kind={rc.kind} needs reward.prm.model_path (a PRM HF folder) "
-                                 "or reward.prm.remote.url")
+        rc = section
+        if rc.needs_prm and not rc.prm.model_path and not rc.prm.remote.url:
+            raise ValueError(f"reward.kind={rc.kind} needs reward.prm.model_path (a PRM HF folder) "
+                             "or reward.prm.remote.url")
+        worker = PRMRewardWorker if rc.needs_prm else RuleRewardWorker
 
-            def make(i):
-                env = vllm_thread_env(rc.resources, i)
-                return PRMRewardWorker.options(**worker_options(rc.resources, env)).remote(
-                    rc.variant, rc.use_gate, prm, rc.params, i)
-        else:
-            def make(i):
-                return RuleRewardWorker.options(**worker_options(rc.resources)).remote(
-                    rc.use_gate, i, rc.variant, rc.seed)
-        return ActorGroup("reward", make, rc.num_workers)
+        def make(i):
+            env = vllm_thread_env(rc.resources, i) if rc.needs_prm else None   # PRM workers run vLLM
+            return worker.options(**worker_options(rc.resources, env)).remote(rc, i)
+
+        return ActorGroup("reward", make, rc.num_workers, spec=section, **self._elastic_settings(rc.resources))
 
     @staticmethod
     def _seed_everything(seed: int) -> None:
@@ -144,7 +149,7 @@ class GRPOTrainer:
         with timer.section("reference"):
             self.reference_logprobs(samples)
         advantages = group_advantages(samples, g.advantage)
-        shaping = self.token_advantages(samples, advantages)
+        shaping = self.shape_advantages(samples, advantages)
         update = samples, advantages
         if g.filter_zero_variance:
             update = self._drop_flat_groups(samples, advantages)
@@ -190,10 +195,11 @@ class GRPOTrainer:
             s.correct = pred is not None and grade(pred, problems[s.group].answer)
         return counts
 
-    def token_advantages(self, samples: list[Sample], advantages: torch.Tensor) -> dict[str, int]:
-        """Step-aware variants spread the sequence advantage over tokens with the PRM's step verdicts."""
-        rc = self.cfg.reward
-        if rc.variant not in TOKEN_LEVEL_VARIANTS:
+    def shape_advantages(self, samples: list[Sample], advantages: torch.Tensor) -> dict[str, int]:
+        """Token-level variants spread the sequence advantage over tokens with the PRM's step verdicts
+        (set on the samples); returns the counts of where that step part applied."""
+        rc = self.reward.spec   # the reward section the reward group runs (a swap changes it)
+        if not reward_variant(rc.variant).token_level:
             return {}
         tok = self._policy_tokenizer()
         return token_level_advantages(rc.variant, samples, advantages,
@@ -320,7 +326,7 @@ class GRPOTrainer:
             t = time.perf_counter()
             self.elastic.before_step()
             m = self.train_step()
-            m.update(self.elastic.step_metrics())
+            m.update(self.elastic.step_metrics(*self.last_batch, self.stream.state()))
             if g.eval_every and (self.step % g.eval_every == 0 or self.step == g.steps):
                 m.update(self.evaluate())
             if g.checkpoint_every and (self.step % g.checkpoint_every == 0 or self.step == g.steps):

@@ -51,21 +51,18 @@ def learner_samples(samples: list[Sample], seq_advantages: torch.Tensor) -> list
 
 def token_level_advantages(variant: str, samples: list[Sample], seq_advantages: torch.Tensor,
                            decode: Callable[[list[int]], str], global_step_mix: float = 0.2) -> dict[str, int]:
-    """Set `token_advantages` of every sample for the step-aware variants (SPARK_SPEC Stage 3):
-    `selective_advantage` masks the sequence advantage on steps whose verdict disagrees with its
-    sign; `global_step` mixes it with the return-to-go of group-normalized +-1/n step rewards.
-    Samples whose step part is off keep a plain (scaled) sequence advantage. Returns counts:
-    step part on / off, and where the decoded steps disagreed with the judged ones."""
-    from spark_rl.rewards.shaping import (
-        global_step_advantages,
-        locate_steps,
-        normalize_in_groups,
-        selective_advantages,
-        step_rewards,
-    )
+    """Set `token_advantages` of every sample for a token-level variant (SPARK_SPEC Stage 3;
+    `selective_advantage`, `global_step`): its `token_advantages` spreads the sequence advantage
+    over the steps located in each response's tokens. Samples whose step part is off keep the
+    sequence advantage (or what the variant makes of it). Returns counts: step part on / off, and
+    where the decoded steps disagreed with the judged ones."""
+    from spark_rl.rewards.shaping import locate_steps
+    from spark_rl.rewards.variants import reward_variant
 
+    v = reward_variant(variant)
+    if not v.token_level:
+        raise ValueError(f"{variant!r} has no token-level advantages")
     counts = {"step_part_on": 0, "step_part_off": 0, "step_locate_mismatch": 0}
-    adv = seq_advantages.tolist()
     located = {}
     for i, s in enumerate(samples):
         if s.step_labels is None:
@@ -75,24 +72,10 @@ def token_level_advantages(variant: str, samples: list[Sample], seq_advantages: 
             counts["step_locate_mismatch"] += 1
             continue
         located[i] = where
-    if variant == "selective_advantage":
-        for i, s in enumerate(samples):
-            if i in located:
-                s.token_advantages = selective_advantages(adv[i], s.step_labels, located[i])
-        counts["step_part_on"] = len(located)
-        counts["step_part_off"] = len(samples) - len(located)
-        return counts
-    if variant == "global_step":
-        normalized = normalize_in_groups({i: step_rewards(samples[i].step_labels) for i in located},
-                                         {i: samples[i].group for i in located})
-        for i, s in enumerate(samples):
-            where = located.get(i)
-            if where is None:
-                where_plain = len(s.response_ids)
-                s.token_advantages = [(1 - global_step_mix) * adv[i]] * where_plain
-            else:
-                s.token_advantages = global_step_advantages(adv[i], normalized[i], where, global_step_mix)
-        counts["step_part_on"] = len(located)
-        counts["step_part_off"] = len(samples) - len(located)
-        return counts
-    raise ValueError(f"{variant!r} has no token-level advantages")
+    shaped = v.token_advantages(seq_advantages.tolist(), located, {i: samples[i].step_labels for i in located},
+                                [s.group for s in samples], [len(s.response_ids) for s in samples], global_step_mix)
+    for i, adv in shaped.items():
+        samples[i].token_advantages = adv
+    counts["step_part_on"] = len(located)
+    counts["step_part_off"] = len(samples) - len(located)
+    return counts

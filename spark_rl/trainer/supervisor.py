@@ -35,12 +35,13 @@ def fit_supervised(build: Callable[[], Any], max_restarts: int, progress: bool =
                    resume: str | Path | None = None,
                    on_trainer: Callable[[Any, int], None] | None = None) -> tuple[list[dict], Any]:
     """`build()` returns a new `GRPOTrainer`; run its `fit`, and when a learner rank dies, shut it
-    down, build a new one and `resume()` from the run's latest checkpoint (at most `max_restarts`
-    times). `resume`: where the first attempt continues from (as `train-rl --resume`).
+    down, build a new one, hand it what the run changed at run time (`ElasticController.live_state`)
+    and `resume()` from the run's latest checkpoint (at most `max_restarts` times). `resume`: where the first attempt continues from (as `train-rl --resume`).
     `on_trainer(trainer, attempt)` is called before each `fit` (tests, monitoring).
     Returns (history of the last attempt, the last trainer, shut down)."""
     attempt = 0
     source = resume
+    carry = None            # what the run changed at run time (group sizes, reward): the rebuilt trainer keeps it
     while True:
         trainer = build()
         run_dir = Path(trainer.run_dir)
@@ -49,6 +50,8 @@ def fit_supervised(build: Callable[[], Any], max_restarts: int, progress: bool =
                 if attempt == 0:
                     log.warning("no checkpoint in %s/checkpoints; starting from step 0", source)
                 trainer.metrics.truncate_after(-1)   # a restart from scratch redoes every step
+            if carry is not None:
+                trainer.elastic.adopt(carry)
             if on_trainer is not None:
                 on_trainer(trainer, attempt)
             return trainer.fit(progress=progress), trainer
@@ -72,5 +75,6 @@ def fit_supervised(build: Callable[[], Any], max_restarts: int, progress: bool =
                               "error": f"{type(e).__name__}: {str(e)[:300]}", "resume_from": ckpt,
                               "restart": attempt, "max_restarts": max_restarts})
             source = run_dir
+            carry = trainer.elastic.live_state()
         finally:
             trainer.shutdown()

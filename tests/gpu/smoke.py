@@ -104,7 +104,8 @@ def tiny_model(out: Path, logit_scale: float = 8.0) -> str:
 
 
 def check_scorer(device: str, model_dir: str) -> None:
-    from spark_rl.engines.logprobs import PARITY_TOLERANCE, select_attn_implementation, token_logprobs
+    from spark_rl.config.engines import PARITY_TOLERANCE
+    from spark_rl.engines.logprobs import select_attn_implementation, token_logprobs
     from spark_rl.engines.scorer import Scorer, ScorerConfig
 
     g = torch.Generator().manual_seed(1)

@@ -1,18 +1,21 @@
-"""Typed configuration of an RL run (`spark-rl train-rl CONFIG`)."""
+"""Typed configuration of an RL run (`spark-rl train-rl CONFIG`): dataclasses and OmegaConf only, so
+`spark-rl ctl` validates a command without loading torch or Ray."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
-from actors.cluster import ClusterConfig
-from spark_rl.algos import GRPOLossConfig
-from spark_rl.config import require, require_choice
+from omegaconf import OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from spark_rl.config.algos import GRPOLossConfig
+from spark_rl.config.cluster import ClusterConfig
+from spark_rl.config.engines import PARITY_TOLERANCE, GeneratorConfig, LearnerConfig, PRMConfig
+from spark_rl.config.loader import ConfigError, require, require_choice, validate
 from spark_rl.config.resources import ResourceSpec
-from spark_rl.engines.generator import GeneratorConfig
-from spark_rl.engines.learner import LearnerConfig
-from spark_rl.engines.logprobs import PARITY_TOLERANCE
-from spark_rl.engines.prm_reward import PRMConfig
-from spark_rl.rewards.variants import PRM_VARIANTS, VARIANTS, VariantConfig
+from spark_rl.config.rewards import VariantConfig
+from spark_rl.rewards.variants import ALIASES, REWARD_VARIANTS, canonical_name, reward_variant
 from spark_rl.tasks.domain import DomainConfig
 
 
@@ -88,14 +91,13 @@ class RolloutSection:
         require(self.num_workers >= 1, "num_workers", "must be >= 1")
 
 
-def _is_torch_device(name: str) -> bool:
-    import torch
+# What `torch.device(name)` accepts ("cuda", "cuda:1", ...), checked without importing torch.
+_TORCH_DEVICE = re.compile(r"(cpu|cuda|ipu|xpu|mkldnn|opengl|opencl|ideep|hip|ve|fpga|maia|xla|lazy|vulkan|mps|meta"
+                           r"|hpu|mtia|privateuseone)(:(0|[1-9][0-9]*))?")
 
-    try:
-        torch.device(name)
-    except RuntimeError:
-        return False
-    return True
+
+def _is_torch_device(name: str) -> bool:
+    return _TORCH_DEVICE.fullmatch(name) is not None
 
 
 @dataclass
@@ -128,8 +130,8 @@ class LearnerSection:
 
 @dataclass
 class RewardSection:
-    # A reward variant (SPARK_SPEC Stage 3): rlvr | random | process_aware | step_augmented |
-    # selective_advantage | global_step. "rule" is the old name of rlvr.
+    # A reward variant (SPARK_SPEC Stage 3, `spark_rl.rewards.variants`): rlvr | random | process_aware |
+    # step_augmented | selective_advantage | global_step. "rule" is the old name of rlvr.
     kind: str = "rlvr"
     num_workers: int = 1
     use_gate: bool = False              # SPARK format gate in front of the reward (Stage 3 configs: true)
@@ -140,14 +142,14 @@ class RewardSection:
 
     @property
     def variant(self) -> str:
-        return "rlvr" if self.kind == "rule" else self.kind
+        return canonical_name(self.kind)
 
     @property
     def needs_prm(self) -> bool:
-        return self.variant in PRM_VARIANTS
+        return reward_variant(self.kind).needs_prm
 
     def validate(self) -> None:
-        require_choice(self.kind, "kind", set(VARIANTS) | {"rule"})
+        require_choice(self.kind, "kind", set(REWARD_VARIANTS) | set(ALIASES))
         require(self.num_workers >= 1, "num_workers", "must be >= 1")
 
 
@@ -263,8 +265,6 @@ class ElasticSection:
         require(self.replace_timeout_s >= 0, "replace_timeout_s", "must be >= 0")
         require(self.max_replacements >= 0, "max_replacements", "must be >= 0")
         require(self.learner_restarts >= 0, "learner_restarts", "must be >= 0")
-        from spark_rl.config.loader import validate
-
         for i, entry in enumerate(self.schedule):
             validate(entry, f"schedule[{i}].")
 
@@ -272,12 +272,6 @@ class ElasticSection:
 def derive_reward_section(base: RewardSection, kind: str, overrides: list[str] | None = None) -> RewardSection:
     """`base` with another kind and dotted overrides relative to the reward section
     (`prm.model_path=DIR`), validated; a bad key or value is a `ConfigError` naming it."""
-    from omegaconf import OmegaConf
-    from omegaconf.errors import OmegaConfBaseException
-
-    from spark_rl.config import ConfigError
-    from spark_rl.config.loader import validate
-
     merged = OmegaConf.structured(base)
     for ov in [f"kind={kind}", *(overrides or [])]:
         if "=" not in ov:

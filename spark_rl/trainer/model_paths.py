@@ -1,0 +1,28 @@
+"""Which model a command runs on: the path the config gives, or, where it gives none, the
+bootstrapped tiny model of the embedded default (trained first when not cached)."""
+
+from __future__ import annotations
+
+import dataclasses
+
+
+def resolve_model_paths(paths: dict[str, str], bootstrap_config: str,
+                        build: list[str] | None = None) -> dict[str, str]:
+    """`paths` (model name -> path, "" for none) with every empty one filled by the bootstrap's
+    model of that name ("policy", "verifier"). `build`: the models the bootstrap builds (default:
+    what `bootstrap_config` says)."""
+    if all(paths.values()):
+        return dict(paths)
+    from spark_rl.config import load_config
+    from spark_rl.trainer.bootstrap import BootstrapConfig, bootstrap
+
+    bcfg = load_config(BootstrapConfig, bootstrap_config)
+    if build is not None:
+        bcfg = dataclasses.replace(bcfg, build=list(build))
+    built = bootstrap(bcfg)
+    return {name: path or str(getattr(built, name)) for name, path in paths.items()}
+
+
+def resolve_model_path(path: str, bootstrap_config: str, name: str = "policy", build: list[str] | None = None) -> str:
+    """`path`, or the bootstrap's model `name` (building only it, unless `build` says more)."""
+    return resolve_model_paths({name: path}, bootstrap_config, build or [name])[name]
