@@ -296,16 +296,17 @@ class ActorGroup:
         return min(self._workers, key=lambda w: busy.get(w.index, 0))
 
     def _replace_last(self, dead: _Worker, reason: str) -> _Worker:
-        """The group's last worker died: start replacements until one is ready and brought up to
-        date, within the replacement budget (`max_replacements`) and `replace_timeout_s`. A
-        replacement that dies while starting, or fails its welcome (the weight sync of a new
-        worker), is counted and replaced again with back-off: on a cluster, kills and preemptions
-        also hit workers that are still starting. The error, when the group gives up, says which
-        limit it met and what the starts did."""
+        """The group's last worker died: start a replacement and take the first of it and the
+        workers already starting that is ready and brought up to date (the rest stay pending), within
+        the replacement budget (`max_replacements`) and `replace_timeout_s`. A replacement that dies
+        while starting, or fails its welcome (the weight sync of a new worker), is counted and
+        replaced again with back-off: on a cluster, kills and preemptions also hit workers that are
+        still starting. The error, when the group gives up, says which limit it met and what the
+        starts did."""
         deadline = time.monotonic() + self.replace_timeout_s
-        died_starting, backoff = 0, 0.5
+        died_starting, backoff, lost = 0, 0.5, 1       # `lost` 1: the worker that just died
         while True:
-            if not self.pending and self.ledger.replaced_workers < self.max_replacements:
+            if lost and self.ledger.replaced_workers < self.max_replacements:
                 self.ledger.replaced_workers += 1
                 self.pending.extend(self._create(1))
             if not self.pending:
@@ -313,9 +314,12 @@ class ActorGroup:
                     f"group {self.name}: every worker died and the replacement budget is spent "
                     f"({self.max_replacements} replacements, elastic.max_replacements; {died_starting} of the "
                     f"last ones died while starting)")
-            waiting = list(self.pending)
-            joined, self.pending = self._wait_ready(waiting, max(0.0, deadline - time.monotonic()))
-            lost = len(waiting) - len(joined) - len(self.pending)
+            done, _ = ray.wait([p.ready_ref for p in self.pending], num_returns=1,
+                               timeout=max(0.0, deadline - time.monotonic()))
+            finished = [p for p in self.pending if p.ready_ref in set(done)]
+            self.pending = [p for p in self.pending if p.ready_ref not in set(done)]
+            joined, _ = self._wait_ready(finished, 0)
+            lost = len(finished) - len(joined)
             for w in joined:
                 try:
                     self._welcome([w])
@@ -326,12 +330,12 @@ class ActorGroup:
                     self.ledger.event("start_failed", index=w.index, reason=f"welcome: {type(e).__name__}")
                     continue
                 self._workers.append(w)
+            died_starting += lost
             if self._workers:
                 new = self._workers[0]
                 self.ledger.event("replace", index=dead.index, new_index=new.index, reason=reason,
                                   died_starting=died_starting)
                 return new
-            died_starting += lost
             if time.monotonic() >= deadline:
                 if self.demand and not self.can_start_now():
                     why = f"not placeable: per worker {self.demand}, available {ray.available_resources()}"
