@@ -285,30 +285,72 @@ class ActorGroup:
         that takes over its shard. With survivors, the shard goes to the least busy one at once
         and the replacement starts in the background (pending: it joins at the next `reconcile`,
         brought up to date then), so a death never stalls the call on an engine start. With no
-        survivor, the replacement is waited for (`replace_timeout_s`)."""
+        survivor, replacements are started until one is ready (`_replace_last`)."""
         self.ledger.failures += 1
         self._workers = [w for w in self._workers if w is not dead]
         log.warning("group %s: worker %d (node %s) died mid-call (%s)", self.name, dead.index,
                     str(dead.info.get("node_id"))[:8], reason)
+        if not self._workers:
+            return self._replace_last(dead, reason)
         if self.ledger.replaced_workers < self.max_replacements:
             self.ledger.replaced_workers += 1
-            new = self._spawn(1, timeout=self._start_timeout() if not self._workers else 0.0)
-            if new:
-                self._welcome(new)
-                self._workers.extend(new)
-                self.ledger.event("replace", index=dead.index, new_index=new[0].index, reason=reason)
-                return new[0]
+            self.pending.extend(self._create(1))
             self.ledger.event("replace_pending", index=dead.index, reason=reason)
-        elif not self._workers:
-            raise RuntimeError(f"group {self.name}: more than {self.max_replacements} workers died; giving up")
-        if not self._workers:
-            joined, self.pending = self._wait_ready(self.pending, self.replace_timeout_s)
-            self._welcome(joined)
-            self._workers.extend(joined)
-        if not self._workers:
-            raise RuntimeError(f"group {self.name}: every worker died and no replacement could start "
-                               f"(per worker {self.demand}; available {ray.available_resources()})")
         return min(self._workers, key=lambda w: busy.get(w.index, 0))
+
+    def _replace_last(self, dead: _Worker, reason: str) -> _Worker:
+        """The group's last worker died: start a replacement and take the first of it and the
+        workers already starting that is ready and brought up to date (the rest stay pending), within
+        the replacement budget (`max_replacements`) and `replace_timeout_s`. A replacement that dies
+        while starting, or fails its welcome (the weight sync of a new worker), is counted and
+        replaced again with back-off: on a cluster, kills and preemptions also hit workers that are
+        still starting. The error, when the group gives up, says which limit it met and what the
+        starts did."""
+        deadline = time.monotonic() + self.replace_timeout_s
+        died_starting, backoff, lost = 0, 0.5, 1       # `lost` 1: the worker that just died
+        while True:
+            if lost and self.ledger.replaced_workers < self.max_replacements:
+                self.ledger.replaced_workers += 1
+                self.pending.extend(self._create(1))
+            if not self.pending:
+                raise RuntimeError(
+                    f"group {self.name}: every worker died and the replacement budget is spent "
+                    f"({self.max_replacements} replacements, elastic.max_replacements; {died_starting} of the "
+                    f"last ones died while starting)")
+            done, _ = ray.wait([p.ready_ref for p in self.pending], num_returns=1,
+                               timeout=max(0.0, deadline - time.monotonic()))
+            finished = [p for p in self.pending if p.ready_ref in set(done)]
+            self.pending = [p for p in self.pending if p.ready_ref not in set(done)]
+            joined, _ = self._wait_ready(finished, 0)
+            lost = len(finished) - len(joined)
+            for w in joined:
+                try:
+                    self._welcome([w])
+                except ACTOR_FAILURES as e:
+                    lost += 1
+                    log.warning("group %s: replacement %d died while joining (%s)", self.name, w.index,
+                                type(e).__name__)
+                    self.ledger.event("start_failed", index=w.index, reason=f"welcome: {type(e).__name__}")
+                    continue
+                self._workers.append(w)
+            died_starting += lost
+            if self._workers:
+                new = self._workers[0]
+                self.ledger.event("replace", index=dead.index, new_index=new.index, reason=reason,
+                                  died_starting=died_starting)
+                return new
+            if time.monotonic() >= deadline:
+                if self.demand and not self.can_start_now():
+                    why = f"not placeable: per worker {self.demand}, available {ray.available_resources()}"
+                else:
+                    why = f"{len(self.pending)} still starting"
+                raise RuntimeError(
+                    f"group {self.name}: every worker died and no replacement was ready within "
+                    f"{self.replace_timeout_s:.0f}s (replace_timeout_s; {died_starting} died while starting, "
+                    f"{why})")
+            if lost:
+                time.sleep(min(backoff, max(0.0, deadline - time.monotonic())))
+                backoff = min(backoff * 2, 8.0)
 
     # ---- calls ----------------------------------------------------------------------------
     def map_shards(self, method: str, items: Sequence[Any], *args, offset_kwarg: str | None = None,
