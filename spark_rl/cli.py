@@ -9,6 +9,7 @@ import logging
 import sys
 
 from spark_rl.config import ConfigError
+from spark_rl.config.checks import DataFormatError
 
 # name -> (module, one-line help). Only commands that work are listed here.
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -50,7 +51,10 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     try:
         return int(importlib.import_module(args._module).run(args) or 0)
-    except ConfigError as e:
+    except (ConfigError, DataFormatError, FileNotFoundError) as e:
+        # bad input named in one line, before any work starts: no traceback for the user to read
+        if args.verbose:
+            raise
         print(f"spark-rl: {e}", file=sys.stderr)
         return 2
 

@@ -87,7 +87,7 @@ def test_data_dir_env_overrides_the_shipped_copy(tmp_path, monkeypatch):
 
 @pytest.mark.parametrize("row,field", [
     ({"answer": "3"}, "problem"),
-    ({"problem": "p", "answer": 3}, "answer"),
+    ({"problem": "p", "answer": True}, "answer"),
     ({"problem": "  ", "answer": "3"}, "problem"),
     ({"problem": "p", "answer": "3", "solution": 5}, "solution"),
 ])
@@ -111,3 +111,34 @@ def test_bad_json_and_bad_labels(tmp_path):
         load_processbench(g)
     with pytest.raises(ValueError, match="unknown benchmark"):
         load_benchmark("nope")
+
+
+def test_numeric_answers_are_read_as_strings_and_bad_bytes_name_the_row(tmp_path):
+    f = tmp_path / "nums.jsonl"
+    f.write_text(json.dumps({"problem": "1+1?", "answer": 2}) + "\n" + json.dumps({"problem": "half?", "answer": 0.5}) + "\n")
+    assert load_benchmark("custom", path=f)["answer"] == ["2", "0.5"]
+    g = tmp_path / "latin1.jsonl"
+    g.write_bytes(json.dumps({"problem": "ok", "answer": "1"}).encode() + b'\n{"problem": "caf\xe9", "answer": "1"}\n')
+    with pytest.raises(DataFormatError) as e:
+        load_benchmark("custom", path=g)
+    assert (e.value.row, e.value.field) == (2, "<text>") and "not UTF-8" in str(e.value)
+    h = tmp_path / "cut.jsonl"
+    h.write_text(json.dumps({"problem": "ok", "answer": "1"}) + '\n{"problem": "p", "ans')    # truncated last line
+    with pytest.raises(DataFormatError, match="row 2: field '<json>': not valid JSON"):
+        load_benchmark("custom", path=h)
+
+
+def test_cli_names_a_bad_data_file_in_one_line(tmp_path):
+    import subprocess
+    import sys
+
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(json.dumps({"problem": "ok", "answer": "1"}) + "\n" + json.dumps({"problem": "p"}) + "\n")
+    from spark_rl.trainer.bootstrap import SHIPPED_DIR
+
+    policy = next(SHIPPED_DIR.glob("policy-*"))
+    r = subprocess.run([sys.executable, "-m", "spark_rl.cli", "eval", "--model", str(policy), "--data", str(bad),
+                        "--out", str(tmp_path / "out")], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 2, r.stderr[-2000:]
+    assert f"spark-rl: {bad}: row 2: field 'answer': missing" in r.stderr
+    assert "Traceback" not in r.stderr

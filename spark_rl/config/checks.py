@@ -11,6 +11,15 @@ class ConfigError(ValueError):
     """A bad config: the message is one line naming the key and the problem."""
 
 
+class DataFormatError(ValueError):
+    """A bad row of a data file: the message is one line naming the file, the row and the field
+    (the CLI prints it as `spark-rl: ...`, no traceback)."""
+
+    def __init__(self, file, row: int, field: str, message: str):
+        self.file, self.row, self.field = str(file), row, field
+        super().__init__(f"{file}: row {row}: field '{field}': {message}")
+
+
 def require(cond: bool, key: str, message: str) -> None:
     """For schemas' `validate()`: `require(self.lr > 0, "lr", "must be > 0")`."""
     if not cond:

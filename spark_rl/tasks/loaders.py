@@ -20,6 +20,8 @@ from pathlib import Path
 
 from datasets import Dataset
 
+from spark_rl.config.checks import DataFormatError  # noqa: F401  (raised here, caught by the CLI)
+
 log = logging.getLogger(__name__)
 
 BENCHMARK_FILES = {
@@ -33,10 +35,6 @@ PAPER_EVAL_SET = ("math500", "aime24", "aime25", "amc23", "olympiadbench", "mine
 PROCESSBENCH_SUBSETS = ("gsm8k", "math", "olympiadbench", "omnimath")
 
 
-class DataFormatError(ValueError):
-    def __init__(self, file: str | Path, row: int, field: str, message: str):
-        self.file, self.row, self.field = str(file), row, field
-        super().__init__(f"{file}: row {row}: field '{field}': {message}")
 
 
 PACKAGE_DATA_DIR = Path(__file__).resolve().parents[1] / "assets" / "data"
@@ -63,8 +61,11 @@ def file_stem(path: str | Path) -> str:
     return Path(Path(path).name.removesuffix(".gz")).stem
 
 
-def _open_text(path: Path):
-    return gzip.open(path, "rt", encoding="utf-8") if path.suffix == ".gz" else path.open(encoding="utf-8")
+def _open_bytes(path: Path):
+    return gzip.open(path, "rb") if path.suffix == ".gz" else path.open("rb")
+
+
+ANSWER = (str, int, float)   # a field typed ANSWER takes a string or a JSON number, read as its string form
 
 
 def load_jsonl_rows(path: str | Path, required: dict[str, type | tuple[type, ...]]) -> list[dict]:
@@ -73,8 +74,12 @@ def load_jsonl_rows(path: str | Path, required: dict[str, type | tuple[type, ...
     if not path.is_file():
         raise FileNotFoundError(f"data file not found: {path}")
     rows, blank = [], 0
-    with _open_text(path) as f:
-        for n, line in enumerate(f, start=1):
+    with _open_bytes(path) as f:
+        for n, raw in enumerate(f, start=1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as e:     # decoded per line, so the error names the row
+                raise DataFormatError(path, n, "<text>", f"not UTF-8 (byte {e.start} of the line)") from None
             if not line.strip():
                 blank += 1
                 continue
@@ -87,6 +92,12 @@ def load_jsonl_rows(path: str | Path, required: dict[str, type | tuple[type, ...
             for field, typ in required.items():
                 if field not in row or row[field] is None:
                     raise DataFormatError(path, n, field, "missing")
+                if typ is ANSWER:                       # `"answer": 2` is common in users' files
+                    if isinstance(row[field], bool) or not isinstance(row[field], ANSWER):
+                        raise DataFormatError(path, n, field, f"expected a string or a number, got "
+                                                              f"{type(row[field]).__name__}")
+                    row[field] = str(row[field])
+                    continue
                 if not isinstance(row[field], typ) or isinstance(row[field], bool) and typ is int:
                     raise DataFormatError(path, n, field, f"expected {getattr(typ, '__name__', typ)}, "
                                                           f"got {type(row[field]).__name__}")
@@ -108,7 +119,7 @@ def load_benchmark(name: str, path: str | Path | None = None, data_dir: str | Pa
         if name not in BENCHMARK_FILES:
             raise ValueError(f"unknown benchmark {name!r}; known: {sorted(BENCHMARK_FILES)} (or give a path)")
         path = data_file(BENCHMARK_FILES[name], data_dir)
-    rows = load_jsonl_rows(path, {"problem": str, "answer": str})
+    rows = load_jsonl_rows(path, {"problem": str, "answer": ANSWER})
     out = {"id": [], "problem": [], "answer": [], "solution": [], "source": []}
     for n, row in rows:
         rid = row.get("id", row.get("idx", row.get("unique_id", n - 1)))
