@@ -130,3 +130,14 @@ def test_wandb_section_rejects_bad_keys_and_modes(override, needle):
     assert load_config(RLConfig, None, ["run.wandb.project=test", "run.wandb.mode=offline"]).run.wandb.project == "test"
     with pytest.raises(ConfigError, match=needle):
         load_config(RLConfig, None, ["run.wandb.project=test", override])
+
+
+def test_a_local_model_path_that_does_not_exist_is_named_before_any_work(tmp_path):
+    from spark_rl.config import ConfigError
+    from spark_rl.trainer.model_paths import resolve_model_paths
+
+    with pytest.raises(ConfigError, match=r"policy model: path '/nope/x' does not exist"):
+        resolve_model_paths({"policy": "/nope/x"}, "configs/demo/bootstrap.yaml")
+    # a hub id and an existing folder pass as they are (no bootstrap is built for them)
+    assert resolve_model_paths({"policy": "Qwen/Qwen2.5-Math-7B", "verifier": str(tmp_path)}, "unused.yaml") == \
+        {"policy": "Qwen/Qwen2.5-Math-7B", "verifier": str(tmp_path)}

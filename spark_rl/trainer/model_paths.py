@@ -6,11 +6,25 @@ from __future__ import annotations
 import dataclasses
 
 
+def _check_local(name: str, path: str) -> None:
+    """A path that is plainly local (absolute, ./, ../, ~) must exist: otherwise transformers reads it
+    as a hub id and fails deep inside a worker with a message about repo names. `org/name` stays a
+    hub id (the paper configs name their checkpoints so)."""
+    from pathlib import Path
+
+    from spark_rl.config.checks import ConfigError
+
+    if path and path.startswith(("/", "./", "../", "~")) and not Path(path).expanduser().exists():
+        raise ConfigError(f"{name} model: path {path!r} does not exist")
+
+
 def resolve_model_paths(paths: dict[str, str], bootstrap_config: str,
                         build: list[str] | None = None) -> dict[str, str]:
     """`paths` (model name -> path, "" for none) with every empty one filled by the bootstrap's
     model of that name ("policy", "verifier"). `build`: the models the bootstrap builds (default:
     what `bootstrap_config` says)."""
+    for name, path in paths.items():
+        _check_local(name, path)
     if all(paths.values()):
         return dict(paths)
     from spark_rl.config import load_config
