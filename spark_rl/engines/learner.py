@@ -38,6 +38,24 @@ def lr_lambda(cfg: LearnerConfig) -> Callable[[int], float]:
     return f
 
 
+def _forget_stale_deepspeed_groups() -> None:
+    """DeepSpeed caches process groups in module globals (e.g. its clone of the world group) and
+    never drops them when the world they belong to is destroyed. A process that builds a second
+    learner after that (one test session that trains twice, a rebuilt run) would hand DeepSpeed a
+    group of the dead world ("Group ... is not registered"). Forget those; DeepSpeed re-creates
+    them on the live world."""
+    from deepspeed.utils import groups
+    from torch.distributed import ProcessGroup, distributed_c10d
+
+    live = getattr(distributed_c10d, "_world", None)
+    registered = getattr(live, "pg_group_ranks", None)
+    if registered is None:
+        return
+    for name, value in list(vars(groups).items()):
+        if isinstance(value, ProcessGroup) and value not in registered:
+            setattr(groups, name, None)
+
+
 class Learner:
     def __init__(self, model_path: str, cfg: LearnerConfig, rank: int | None = None, world_size: int | None = None):
         import deepspeed
@@ -50,6 +68,7 @@ class Learner:
         os.environ.setdefault("LOCAL_RANK", "0")
         backend = cfg.backend if cfg.backend != "auto" else ("nccl" if torch.cuda.is_available() else "gloo")
         deepspeed.init_distributed(dist_backend=backend)
+        _forget_stale_deepspeed_groups()
         if not torch.cuda.is_available():
             set_cpu_threads(cfg.num_threads)
         self.dist = torch.distributed
