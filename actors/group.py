@@ -319,8 +319,9 @@ class ActorGroup:
                     f"last ones died while starting)")
             done, _ = ray.wait([p.ready_ref for p in self.pending], num_returns=1,
                                timeout=max(0.0, deadline - time.monotonic()))
-            finished = [p for p in self.pending if p.ready_ref in set(done)]
-            self.pending = [p for p in self.pending if p.ready_ref not in set(done)]
+            done = set(done)
+            finished = [p for p in self.pending if p.ready_ref in done]
+            self.pending = [p for p in self.pending if p.ready_ref not in done]
             joined, _ = self._wait_ready(finished, 0)
             lost = len(finished) - len(joined)
             for w in joined:
