@@ -28,6 +28,16 @@ log = logging.getLogger(__name__)
 ACTOR_FAILURES = (RayActorError, ActorDiedError, ActorUnavailableError)
 
 
+class GroupUnrecoverable(RuntimeError):
+    """A group has no live worker and could not start one within its limits (replacement budget,
+    start timeout, resources). Not a bug in the caller: the same run can succeed once the cluster
+    recovers, so the run supervisor rebuilds the run and resumes it from its latest checkpoint."""
+
+
+class GroupStartTimeout(GroupUnrecoverable, TimeoutError):
+    """The group's first workers did not start within `start_timeout_s`."""
+
+
 def shard_sizes(n_items: int, n_workers: int) -> list[int]:
     """Balanced contiguous shard sizes (first shards take the remainder)."""
     if n_workers <= 0:
@@ -140,12 +150,12 @@ class ActorGroup:
                 ray.kill(p.handle, no_restart=True)
             for w in ready:
                 ray.kill(w.handle, no_restart=True)
-            raise TimeoutError(f"group {self.name}: {len(late)} of {n} workers did not start within {timeout:.0f}s "
+            raise GroupStartTimeout(f"group {self.name}: {len(late)} of {n} workers did not start within {timeout:.0f}s "
                                f"(per worker {self.demand or 'see factory'}; available: {ray.available_resources()})")
         if not park and len(ready) < n:
             for w in ready:
                 ray.kill(w.handle, no_restart=True)
-            raise RuntimeError(f"group {self.name}: {n - len(ready)} of {n} workers died while starting")
+            raise GroupUnrecoverable(f"group {self.name}: {n - len(ready)} of {n} workers died while starting")
         self.pending.extend(late)
         return ready
 
@@ -274,7 +284,7 @@ class ActorGroup:
             self._workers.extend(joined)
             out["joined"] += len(joined)
         if not self._workers:
-            raise RuntimeError(f"group {self.name}: no live workers and none could start "
+            raise GroupUnrecoverable(f"group {self.name}: no live workers and none could start "
                                f"(per worker {self.demand}; available {ray.available_resources()})")
         if any(out.values()):
             self.ledger.event("reconcile", size=self.size, pending=len(self.pending), **out)
@@ -313,7 +323,7 @@ class ActorGroup:
                 self.ledger.replaced_workers += 1
                 self.pending.extend(self._create(1))
             if not self.pending:
-                raise RuntimeError(
+                raise GroupUnrecoverable(
                     f"group {self.name}: every worker died and the replacement budget is spent "
                     f"({self.max_replacements} replacements, elastic.max_replacements; {died_starting} of the "
                     f"last ones died while starting)")
@@ -345,7 +355,7 @@ class ActorGroup:
                     why = f"not placeable: per worker {self.demand}, available {ray.available_resources()}"
                 else:
                     why = f"{len(self.pending)} still starting"
-                raise RuntimeError(
+                raise GroupUnrecoverable(
                     f"group {self.name}: every worker died and no replacement was ready within "
                     f"{self.replace_timeout_s:.0f}s (replace_timeout_s; {died_starting} died while starting, "
                     f"{why})")

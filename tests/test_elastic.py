@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import time
 
 import pytest
 
@@ -199,7 +200,7 @@ def test_learner_rank_death_resumes_from_checkpoint(ray_session, tiny_model_dir,
                 killed.append(pid)
         trainer.rollout.hooks.append(hook)
 
-    history, trainer = fit_supervised(lambda: _trainer(cfg, tiny_model_dir), cfg.elastic.learner_restarts,
+    history, trainer = fit_supervised(lambda: _trainer(cfg, tiny_model_dir), cfg.elastic, tmp_path,
                                       progress=False, on_trainer=arm)
     assert killed and trainer.step == 4
     restarts = [e for e in _events(tmp_path) if e["kind"] == "learner_restart"]
@@ -208,3 +209,65 @@ def test_learner_rank_death_resumes_from_checkpoint(ray_session, tiny_model_dir,
     rows = [json.loads(x) for x in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in rows] == [1, 2, 3, 4]        # each step once in the metrics
     assert json.loads((tmp_path / "final.json").read_text())["step"] == 4
+
+
+def test_a_group_that_cannot_recover_restarts_the_run_from_its_checkpoint(ray_session, tiny_model_dir, tmp_path):
+    """Step 3: the only reward worker dies and every replacement dies while starting for longer
+    than `replace_timeout_s` (the group gives up: `GroupUnrecoverable`). The supervisor waits its
+    back-off, rebuilds the run (its reward workers start again) and resumes from step 2's checkpoint."""
+    import ray
+
+    from actors.group import kill_and_wait
+    from spark_rl.trainer.supervisor import fit_supervised
+
+    @ray.remote(num_cpus=0)
+    class DiesStarting:
+        def __init__(self, *a, **kw):
+            os._exit(1)
+
+        def ready(self):
+            return {}
+
+    cfg = _cfg(tmp_path, 4, checkpoint_every=2)
+    cfg.reward.kind = "rlvr"
+    cfg.grpo.loss.kl_coef = 0.0          # no reference group: this test is about the reward group
+    cfg.elastic.replace_timeout_s = 3.0
+    cfg.elastic.run_restarts, cfg.elastic.restart_backoff_s = 1, 0.5
+    killed, waits = [], []
+
+    def arm(trainer, attempt):
+        def hook(group, method, dispatched):   # while step 3 generates: the reward group is doomed
+            if attempt == 0 and trainer.step + 1 == 3 and not killed:
+                trainer.reward.factory = lambda i: DiesStarting.remote()
+                handle = trainer.reward.workers[0]
+                killed.append(trainer.reward.placement()[0].get("pid"))
+                kill_and_wait(handle)
+        trainer.rollout.hooks.append(hook)
+
+    history, trainer = fit_supervised(lambda: _trainer(cfg, tiny_model_dir), cfg.elastic, tmp_path,
+                                      progress=False, on_trainer=arm, sleep=lambda s: (waits.append(s), time.sleep(s)))
+    assert killed and trainer.step == 4 and waits == [0.5]
+    restarts = [e for e in _events(tmp_path) if e["kind"] == "run_restart"]
+    assert len(restarts) == 1 and restarts[0]["resume_from"] == "step_000002" and restarts[0]["step"] == 3
+    assert restarts[0]["error"].startswith("GroupUnrecoverable: group reward: every worker died and no "
+                                           "replacement was ready within 3s"), restarts[0]["error"]
+    assert [h["step"] for h in history] == [3, 4]          # the second attempt redid step 3
+    assert [r["step"] for r in _rows(tmp_path).values()] == [1, 2, 3, 4]   # each step once in the metrics
+    assert json.loads((tmp_path / "final.json").read_text())["step"] == 4
+
+
+def test_a_deterministic_error_is_not_retried(tmp_path):
+    from spark_rl.config.checks import ConfigError
+    from spark_rl.config.rl import ElasticSection
+    from spark_rl.trainer.supervisor import cluster_fault, fit_supervised
+
+    builds = []
+
+    def build():
+        builds.append(1)
+        raise ConfigError("grpo.steps: must be >= 0")
+
+    with pytest.raises(ConfigError, match="grpo.steps"):
+        fit_supervised(build, ElasticSection(run_restarts=3, restart_backoff_s=0.0), tmp_path, progress=False)
+    assert len(builds) == 1 and not (tmp_path / "events.jsonl").exists()
+    assert not cluster_fault(ValueError("bad row")) and not cluster_fault(KeyError("x"))

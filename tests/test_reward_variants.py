@@ -200,10 +200,13 @@ def test_remote_completer_retries_then_gives_up(monkeypatch):
         assert text is None and reason == "remote_failed:http_400" and rc.stats["failures"] == 1
     finally:
         server.shutdown()
-    # nothing listening: connection errors, retried, then a counted failure
+    # nothing listening: connection errors, retried; the whole batch failed, so the endpoint is down
+    from spark_rl.engines.prm_reward import PRMEndpointDown
+
     rc = RemoteCompleter(PRMConfig(remote=RemotePRMConfig(url="http://127.0.0.1:9/v1", max_retries=1, backoff_s=0.01)))
-    text, reason = rc.complete(["x"])[0]
-    assert text is None and reason.startswith("remote_failed:")
+    with pytest.raises(PRMEndpointDown, match="remote_failed:"):
+        rc.complete(["x"])
+    assert rc.stats["failures"] == 1 and rc.stats["retries"] == 1
 
 
 # ---- token-level advantages -----------------------------------------------------------------

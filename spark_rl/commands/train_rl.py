@@ -54,8 +54,10 @@ def run(args) -> int:
     save_resolved(cfg, cfg.run.output_dir)
     init_ray(cfg.cluster)
     # a missing checkpoint in --resume is logged by fit_supervised (the run starts from step 0);
-    # a dead learner rank: rebuild and resume from the latest checkpoint (elastic.learner_restarts times)
-    history, trainer = fit_supervised(lambda: GRPOTrainer(cfg, policy, train, evalset), cfg.elastic.learner_restarts,
+    # a dead learner rank or a cluster fault: rebuild and resume from the latest checkpoint
+    # (elastic.learner_restarts / elastic.run_restarts times)
+    history, trainer = fit_supervised(lambda: GRPOTrainer(cfg, policy, train, evalset), cfg.elastic,
+                                      cfg.run.output_dir,
                                       progress=not args.no_progress, resume=args.resume)
     evals = [h for h in history if "eval/accuracy" in h]
     summary = {"run_dir": cfg.run.output_dir, "policy": policy, "steps": trainer.step}

@@ -259,12 +259,17 @@ class ElasticSection:
     replace_timeout_s: float = 120.0    # a new/replacement worker not up by then: go on without it (pending)
     max_replacements: int = 16          # per group over the run; more deaths fail the run
     learner_restarts: int = 2           # a dead learner rank: rebuild + resume from the last checkpoint
+    run_restarts: int = 2               # a cluster fault (a group that cannot recover, a PRM endpoint down):
+                                        # the same rebuild + resume, after a back-off
+    restart_backoff_s: float = 10.0     # the first run restart's wait, doubled for each one after it
     chaos: ChaosSection = field(default_factory=ChaosSection)
 
     def validate(self) -> None:
         require(self.replace_timeout_s >= 0, "replace_timeout_s", "must be >= 0")
         require(self.max_replacements >= 0, "max_replacements", "must be >= 0")
         require(self.learner_restarts >= 0, "learner_restarts", "must be >= 0")
+        require(self.run_restarts >= 0, "run_restarts", "must be >= 0")
+        require(self.restart_backoff_s >= 0, "restart_backoff_s", "must be >= 0")
         for i, entry in enumerate(self.schedule):
             validate(entry, f"schedule[{i}].")
 

@@ -8,7 +8,10 @@ variant. Two ways to ask the model, behind one `complete(prompts) -> [(text | No
   timeout per request, retries with exponential back-off and a concurrency limit.
 
 A prompt the PRM cannot take (too long), an HTTP failure after the retries, or an unparsable
-output gives reward 0 with a counted reason, never an exception out of `score`.
+output gives reward 0 with a counted reason. One exception: when the endpoint failed *every*
+request of a batch after its retries (down, not one bad request), `score` raises `PRMEndpointDown`
+instead of handing the learner a step of zero rewards; the run supervisor waits and resumes the
+run from its checkpoint.
 """
 
 from __future__ import annotations
@@ -32,6 +35,13 @@ from spark_rl.rewards.variants import (
 )
 
 log = logging.getLogger(__name__)
+
+
+MAX_CHARS_PER_TOKEN = 16      # a remote output longer than max_new_tokens * this is cut there ("truncated")
+
+
+class PRMEndpointDown(RuntimeError):
+    """The remote PRM failed every request of a batch after its retries."""
 
 
 def judge_text(text: str, fmt: str) -> Judgement:
@@ -94,6 +104,10 @@ class RemoteCompleter:
                 if r.status_code == 200:
                     choice = r.json()["choices"][0]
                     text = choice["message"]["content"] or ""
+                    if len(text) > MAX_CHARS_PER_TOKEN * self.cfg.max_new_tokens:
+                        # an endpoint that ignores max_tokens: keep what max_new_tokens could hold
+                        self.stats["overlong"] = self.stats.get("overlong", 0) + 1
+                        return text[:MAX_CHARS_PER_TOKEN * self.cfg.max_new_tokens], "truncated"
                     return text, "truncated" if choice.get("finish_reason") == "length" else "ok"
                 last = f"http_{r.status_code}"
                 if 400 <= r.status_code < 500 and r.status_code not in (408, 429):
@@ -114,7 +128,18 @@ class RemoteCompleter:
         if not prompts:
             return []
         with ThreadPoolExecutor(max_workers=min(self.remote.concurrency, len(prompts))) as pool:
-            return list(pool.map(self._one, prompts))
+            out = list(pool.map(self._one, prompts))
+        # a request the endpoint refused (4xx) is that request's fault: counted, not an outage
+        if all(text is None and not _refused(reason) for text, reason in out):
+            raise PRMEndpointDown(f"remote PRM {self.remote.url}: all {len(out)} requests of the batch failed after "
+                                  f"{self.remote.max_retries + 1} tries each (last: {out[-1][1]}; "
+                                  f"reward.prm.remote.max_retries, timeout_s)")
+        return out
+
+
+def _refused(reason: str) -> bool:
+    code = reason.rsplit("http_", 1)[-1] if "http_" in reason else ""
+    return code.isdigit() and 400 <= int(code) < 500 and int(code) not in (408, 429)
 
 
 class PRMReward:
