@@ -311,9 +311,9 @@ class ActorGroup:
     def _replace_last(self, dead: _Worker, reason: str) -> _Worker:
         """The group's last worker died: start a replacement and take the first of it and the
         workers already starting that is ready and brought up to date (the rest stay pending), within
-        the replacement budget (`max_replacements`) and `replace_timeout_s`. A replacement that dies
-        while starting, or fails its welcome (the weight sync of a new worker), is counted and
-        replaced again with back-off: on a cluster, kills and preemptions also hit workers that are
+        the replacement budget (`max_replacements`) and `replace_timeout_s` (for each start: one that
+        dies gives the next the whole timeout again). A replacement that dies while starting, or
+        fails its welcome (the weight sync of a new worker), is counted and replaced again with back-off: on a cluster, kills and preemptions also hit workers that are
         still starting. The error, when the group gives up, says which limit it met and what the
         starts did."""
         deadline = time.monotonic() + self.replace_timeout_s
@@ -360,8 +360,10 @@ class ActorGroup:
                     f"{self.replace_timeout_s:.0f}s (replace_timeout_s; {died_starting} died while starting, "
                     f"{why})")
             if lost:
-                time.sleep(min(backoff, max(0.0, deadline - time.monotonic())))
+                time.sleep(backoff)
                 backoff = min(backoff * 2, 8.0)
+                # each new start gets the whole timeout: starts that die are bounded by the budget
+                deadline = time.monotonic() + self.replace_timeout_s
 
     # ---- calls ----------------------------------------------------------------------------
     def map_shards(self, method: str, items: Sequence[Any], *args, offset_kwarg: str | None = None,

@@ -141,3 +141,23 @@ def test_a_local_model_path_that_does_not_exist_is_named_before_any_work(tmp_pat
     # a hub id and an existing folder pass as they are (no bootstrap is built for them)
     assert resolve_model_paths({"policy": "Qwen/Qwen2.5-Math-7B", "verifier": str(tmp_path)}, "unused.yaml") == \
         {"policy": "Qwen/Qwen2.5-Math-7B", "verifier": str(tmp_path)}
+
+
+def test_a_loaded_config_is_frozen_and_variants_are_copies():
+    import dataclasses
+
+    from spark_rl.config import load_config
+    from spark_rl.config.checks import FrozenConfigError, is_frozen
+    from spark_rl.config.rl import RLConfig
+
+    cfg = load_config(RLConfig, "configs/demo/rlvr.yaml")
+    assert is_frozen(cfg) and is_frozen(cfg.reward.prm.engine) and is_frozen(cfg.elastic.chaos)
+    with pytest.raises(FrozenConfigError, match=r"RewardSection.kind: the config is frozen once validated"):
+        cfg.reward.kind = "random"
+    with pytest.raises(FrozenConfigError, match=r"GeneratorConfig.model_path"):
+        cfg.rollout.engine.model_path = "/elsewhere"
+    swapped = dataclasses.replace(cfg.reward, kind="random")      # a variant is a new object
+    assert swapped.kind == "random" and cfg.reward.kind == "rlvr" and not is_frozen(swapped)
+    built = RLConfig()                                            # built in code: changeable until frozen
+    built.grpo.steps = 3
+    assert built.grpo.steps == 3 and not is_frozen(built)

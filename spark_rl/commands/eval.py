@@ -37,7 +37,10 @@ def add_arguments(p) -> None:
 
 
 def build_config(args):
+    import dataclasses
+
     from spark_rl.config import ConfigError, load_config
+    from spark_rl.config.checks import freeze
     from spark_rl.config.loader import validate
     from spark_rl.pipelines.suite import EvalConfig
 
@@ -47,17 +50,16 @@ def build_config(args):
     cfg = load_config(EvalConfig, config, overrides)
     if args.suite is not None and args.data is not None:
         raise ConfigError("spark-rl eval: give --suite or --data, not both")
+    changes = {key: getattr(args, flag) for flag, key in FLAGS.items() if getattr(args, flag) is not None}
     if args.suite is not None or args.data is not None:
-        cfg.suite = args.suite if args.suite is not None else args.data
-    for flag, key in FLAGS.items():
-        if getattr(args, flag) is not None:
-            setattr(cfg, key, getattr(args, flag))
+        changes["suite"] = args.suite if args.suite is not None else args.data
     if args.max_model_len is not None:
-        cfg.engine.max_model_len = args.max_model_len
+        changes["engine"] = dataclasses.replace(cfg.engine, max_model_len=args.max_model_len)
     if (args.n is not None and args.n <= 0) or (args.k is not None and args.k <= 0):
         raise ConfigError("spark-rl eval: --n and --k must be > 0")
+    cfg = dataclasses.replace(cfg, **changes)      # the loaded config is frozen: the flags make a copy
     validate(cfg)
-    return cfg
+    return freeze(cfg)
 
 
 def run(args) -> int:

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from spark_rl.config.checks import require, require_choice
+from spark_rl.config.checks import Schema, require, require_choice
 
 AGG_MODES = ("token-mean", "seq-mean-token-mean", "seq-mean-token-sum", "seq-mean-token-sum-norm")
 KL_ESTIMATORS = ("k1", "k2", "k3")
 
 
 @dataclass
-class GRPOLossConfig:
+class GRPOLossConfig(Schema):
     clip_low: float = 0.2
     clip_high: float | None = None       # None: same as clip_low; larger = "clip-higher"
     kl_coef: float = 0.001

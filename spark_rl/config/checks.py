@@ -4,6 +4,7 @@ GPU smoke script runs on a box with only torch and transformers)."""
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 
@@ -29,3 +30,40 @@ def require(cond: bool, key: str, message: str) -> None:
 def require_choice(value: Any, key: str, choices) -> None:
     if value not in choices:
         raise ConfigError(f"{key}: {value!r} is not one of {sorted(choices)}")
+
+
+class FrozenConfigError(AttributeError):
+    """A validated (frozen) config was changed in place."""
+
+
+class Schema:
+    """Base of every config schema (a dataclass): built and changed freely until `freeze()` - the
+    loader freezes what it validated, a run freezes what it runs - and read-only after, so the
+    resolved config a run folder holds is the one that ran. A variant is a new object:
+    `dataclasses.replace(cfg.reward, kind="random")`. (Lists and dicts inside stay Python's own.)"""
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if self.__dict__.get("_frozen_"):
+            raise FrozenConfigError(f"{type(self).__name__}.{name}: the config is frozen once validated; "
+                                    f"make a changed copy with dataclasses.replace")
+        object.__setattr__(self, name, value)
+
+
+def freeze(obj: Any) -> Any:
+    """Make `obj` and every schema inside it (fields, lists, dicts) read-only; returns `obj`."""
+    if isinstance(obj, (list, tuple)):
+        for x in obj:
+            freeze(x)
+    elif isinstance(obj, dict):
+        for x in obj.values():
+            freeze(x)
+    elif dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        for f in dataclasses.fields(obj):
+            freeze(getattr(obj, f.name))
+        if isinstance(obj, Schema):
+            object.__setattr__(obj, "_frozen_", True)
+    return obj
+
+
+def is_frozen(obj: Any) -> bool:
+    return isinstance(obj, Schema) and bool(obj.__dict__.get("_frozen_"))

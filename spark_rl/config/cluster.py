@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from spark_rl.config.checks import require
+from spark_rl.config.checks import Schema, require
 
 
 @dataclass
-class ClusterConfig:
+class ClusterConfig(Schema):
     # None: start a new local Ray instance in this process (never a cluster this machine happens to
     # run, see `init_ray`); "auto" or "ray://host:10001": join a cluster.
     address: str | None = None

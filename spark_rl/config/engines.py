@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from spark_rl.config.checks import require, require_choice
+from spark_rl.config.checks import Schema, require, require_choice
 
 # Default parity tolerance by the coarser dtype of learner and rollout engine. The learner's HF
 # forward and vLLM's kernels accumulate differently; in bf16 a logit then lands one or two rounding
@@ -19,7 +19,7 @@ PARITY_TOLERANCE = {"float32": 1e-3, "bfloat16": 0.5}
 
 
 @dataclass
-class GeneratorConfig:
+class GeneratorConfig(Schema):
     model_path: str = ""
     dtype: str = "float32"            # bfloat16 on GPUs
     max_model_len: int = 1024
@@ -39,7 +39,7 @@ class GeneratorConfig:
 
 
 @dataclass
-class LearnerConfig:
+class LearnerConfig(Schema):
     zero_stage: int = 2
     dtype: str = "float32"          # "bfloat16" on GPUs
     lr: float = 1e-5
@@ -67,7 +67,7 @@ class LearnerConfig:
 
 
 @dataclass
-class ScorerConfig:
+class ScorerConfig(Schema):
     model_path: str = ""
     dtype: str = "float32"
     micro_batch_tokens: int = 8192
@@ -77,7 +77,7 @@ class ScorerConfig:
 
 
 @dataclass
-class RemotePRMConfig:
+class RemotePRMConfig(Schema):
     url: str = ""                       # e.g. http://prm-host:8000/v1 (an OpenAI-compatible server)
     model: str = ""                     # the served model's name
     api_key_env: str = "OPENAI_API_KEY"  # read from the environment when set; never stored in configs
@@ -93,7 +93,7 @@ class RemotePRMConfig:
 
 
 @dataclass
-class PRMConfig:
+class PRMConfig(Schema):
     model_path: str = ""                # HF folder of the PRM; "" = the demo's Stage 2 student (`spark-rl demo`)
     format: str = "prm-cot"             # prm-cot (analysis + verdict per step) or prm (verdicts only)
     max_new_tokens: int = 512           # the paper: up to 4096

@@ -1,6 +1,7 @@
 """Typed configs: dataclass schemas + YAML files + dotted command-line overrides (OmegaConf).
 
-`load_config(Schema, "configs/demo/x.yaml", ["trainer.lr=1e-5"])` returns a `Schema` instance.
+`load_config(Schema, "configs/demo/x.yaml", ["trainer.lr=1e-5"])` returns a `Schema` instance,
+validated and frozen (`checks.freeze`: a variant is a `dataclasses.replace` copy).
 Every failure is a `ConfigError` with one line that names the key (and the file), never a
 traceback from deep inside OmegaConf.
 """
@@ -16,7 +17,7 @@ from typing import Any, TypeVar
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException, ValidationError
 
-from spark_rl.config.checks import ConfigError, require, require_choice  # noqa: F401  (re-exported)
+from spark_rl.config.checks import ConfigError, freeze, require, require_choice  # noqa: F401  (re-exported)
 
 T = TypeVar("T")
 
@@ -64,7 +65,7 @@ def load_config(schema: type[T], path: str | Path | None = None, overrides: list
     except OmegaConfBaseException as e:
         raise ConfigError(_one_line(e, "")) from None
     validate(obj)
-    return obj  # type: ignore[return-value]
+    return freeze(obj)  # type: ignore[return-value]
 
 
 def validate(obj: Any, prefix: str = "") -> None:

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from spark_rl.config.checks import require, require_choice
+from spark_rl.config.checks import Schema, require, require_choice
 
 
 @dataclass
-class ResourceSpec:
+class ResourceSpec(Schema):
     num_cpus: float = 1.0
     num_gpus: float = 0.0
     # Custom Ray node resources a worker needs, e.g. {"rollout": 0.01} to land on nodes started

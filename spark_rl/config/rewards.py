@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from spark_rl.config.checks import require
+from spark_rl.config.checks import Schema, require
 
 
 @dataclass
-class VariantConfig:
+class VariantConfig(Schema):
     step_weight: float = 0.4              # step_augmented: weight of the correct-step fraction
     selective_min_steps: int = 4          # selective_advantage: outside these bounds the reward is 0
     selective_max_steps: int = 20

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from spark_rl.config.checks import Schema
 from spark_rl.config.algos import GRPOLossConfig
 from spark_rl.config.cluster import ClusterConfig
 from spark_rl.config.engines import PARITY_TOLERANCE, GeneratorConfig, LearnerConfig, PRMConfig
@@ -20,7 +21,7 @@ from spark_rl.tasks.domain import DomainConfig
 
 
 @dataclass
-class WandbConfig:
+class WandbConfig(Schema):
     """Weights & Biases beside TensorBoard: the same scalars as metrics.jsonl, per step (extra
     `wandb`). Off while `project` is empty. The run's files go to <output_dir>/wandb/."""
 
@@ -37,7 +38,7 @@ class WandbConfig:
 
 
 @dataclass
-class RunConfig:
+class RunConfig(Schema):
     output_dir: str = "runs/rl"
     seed: int = 0
     tensorboard: bool = True
@@ -52,14 +53,14 @@ class RunConfig:
 
 
 @dataclass
-class PolicyConfig:
+class PolicyConfig(Schema):
     # An HF folder. Empty: the policy the bootstrap config builds (built first if not cached).
     model_path: str = ""
     bootstrap_config: str = "configs/demo/bootstrap.yaml"
 
 
 @dataclass
-class DataConfig:
+class DataConfig(Schema):
     kind: str = "arith"                 # "arith" (embedded domain) or "benchmark" (a shipped benchmark or a JSONL)
     train_size: int = 4000              # arith: problems drawn (benchmark files: see train_limit)
     eval_size: int = 200                # arith: held-out problems; 0 = no evaluation (both kinds)
@@ -82,7 +83,7 @@ class DataConfig:
 
 
 @dataclass
-class RolloutSection:
+class RolloutSection(Schema):
     num_workers: int = 1
     resources: ResourceSpec = field(default_factory=ResourceSpec)
     engine: GeneratorConfig = field(default_factory=GeneratorConfig)
@@ -101,7 +102,7 @@ def _is_torch_device(name: str) -> bool:
 
 
 @dataclass
-class ReferenceSection:
+class ReferenceSection(Schema):
     num_workers: int = 1
     resources: ResourceSpec = field(default_factory=ResourceSpec)
     micro_batch_tokens: int = 8192
@@ -119,7 +120,7 @@ class ReferenceSection:
 
 
 @dataclass
-class LearnerSection:
+class LearnerSection(Schema):
     num_ranks: int = 1
     resources: ResourceSpec = field(default_factory=ResourceSpec)
     engine: LearnerConfig = field(default_factory=LearnerConfig)
@@ -129,7 +130,7 @@ class LearnerSection:
 
 
 @dataclass
-class RewardSection:
+class RewardSection(Schema):
     # A reward variant (SPARK_SPEC Stage 3, `spark_rl.rewards.variants`): rlvr | random | process_aware |
     # step_augmented | selective_advantage | global_step. "rule" is the old name of rlvr.
     kind: str = "rlvr"
@@ -154,7 +155,7 @@ class RewardSection:
 
 
 @dataclass
-class GRPOSection:
+class GRPOSection(Schema):
     steps: int = 40
     prompts_per_step: int = 16
     group_size: int = 8
@@ -196,7 +197,7 @@ ELASTIC_GROUPS = ("rollout", "reward", "reference")
 
 
 @dataclass
-class ScheduleEntry:
+class ScheduleEntry(Schema):
     """One planned change (issue #8), e.g. `{step: 3, rollout: 2}` or `{step: 5, reward: random}`.
     `step` is the first step that runs with the change."""
 
@@ -221,13 +222,13 @@ class ScheduleEntry:
 
 
 @dataclass
-class KillAt:
+class KillAt(Schema):
     step: int = 1
     group: str = "rollout"              # its first call in that step loses a worker (rollout: during generation)
 
 
 @dataclass
-class ChaosSection:
+class ChaosSection(Schema):
     """Fault injection (`spark-rl chaos`, tests): kill in-flight non-learner workers, at random
     (`kill_prob`) and/or at given steps (`kill_at`, e.g. [{step: 4, group: reward}])."""
 
@@ -252,7 +253,7 @@ class ChaosSection:
 
 
 @dataclass
-class ElasticSection:
+class ElasticSection(Schema):
     control: bool = True                # poll RUN_DIR/control/ for `spark-rl ctl` commands between steps
     schedule: list[ScheduleEntry] = field(default_factory=list)
     health_check: bool = True           # between steps: drop dead workers, restart to the target size
@@ -291,7 +292,7 @@ def derive_reward_section(base: RewardSection, kind: str, overrides: list[str] |
 
 
 @dataclass
-class RLConfig:
+class RLConfig(Schema):
     run: RunConfig = field(default_factory=RunConfig)
     cluster: ClusterConfig = field(default_factory=ClusterConfig)
     policy: PolicyConfig = field(default_factory=PolicyConfig)

@@ -22,6 +22,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from spark_rl.config.checks import Schema
 from spark_rl.config.loader import require
 
 MARKER = ".demo_stage.json"
@@ -33,7 +34,7 @@ _TQDM = re.compile(r"(?P<desc>[^\r\n|]*?):\s*\d+%\|[^|]*\|\s*(?P<n>\d+)/(?P<tota
 
 
 @dataclass
-class RLRun:
+class RLRun(Schema):
     name: str = ""
     overrides: list[str] = field(default_factory=list)   # dotted RL-config overrides, e.g. reward.kind=rlvr
     prm_student: str = ""       # the Stage 2 student this run's PRM reward uses (empty: the demo's prm_student)
@@ -49,7 +50,7 @@ def _default_runs() -> list[RLRun]:
 
 
 @dataclass
-class DemoConfig:
+class DemoConfig(Schema):
     output_dir: str = "runs/demo"
     bootstrap: str = "configs/demo/bootstrap.yaml"
     synthesize: str = "configs/demo/synthesize.yaml"

@@ -17,6 +17,7 @@ import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from spark_rl.config.checks import Schema
 from spark_rl.config import require
 from spark_rl.config.cluster import ClusterConfig
 from spark_rl.config.resources import ResourceSpec
@@ -30,7 +31,7 @@ LABELS = {"math500": "MATH500", "aime24": "AIME24", "aime25": "AIME25", "amc23":
 
 
 @dataclass
-class EvalConfig:
+class EvalConfig(Schema):
     model: str = "bootstrap"            # an HF folder, or "bootstrap": the policy `bootstrap_config` builds
     bootstrap_config: str = "configs/demo/bootstrap.yaml"
     suite: str = "arith"                # "paper", or names / JSONL paths separated by commas

@@ -20,6 +20,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from spark_rl.config.checks import Schema
 from spark_rl.config import config_hash, require
 from spark_rl.config.cluster import ClusterConfig
 from spark_rl.config.engines import GeneratorConfig
@@ -35,14 +36,14 @@ META_BASES = ("base", "outcome")
 
 
 @dataclass
-class ModelsSection:
+class ModelsSection(Schema):
     policy_path: str = ""           # empty: the bootstrap's policy
     verifier_path: str = ""         # empty: the bootstrap's verifier
     bootstrap_config: str = "configs/demo/bootstrap.yaml"
 
 
 @dataclass
-class SynthDataSection:
+class SynthDataSection(Schema):
     n_problems: int = 48
     seed: int = 20_000              # disjoint from bootstrap (0, 1), RL (2) and eval (10_000) draws
     domain: DomainConfig = field(default_factory=DomainConfig)
@@ -64,7 +65,7 @@ class SynthDataSection:
 
 
 @dataclass
-class GeneratorPass:
+class GeneratorPass(Schema):
     n: int = 8
     temperature: float = 0.7
     top_p: float = 0.95
@@ -79,14 +80,14 @@ class GeneratorPass:
 
 
 @dataclass
-class CurationSection:
+class CurationSection(Schema):
     enabled: bool = True            # uses ground truth for selection only
     max_correct: int = 3
     max_incorrect: int = 3
 
 
 @dataclass
-class VerifierPass:
+class VerifierPass(Schema):
     n: int = 16
     reference_n: int = 8            # reference-guided baseline (0: skip)
     temperature: float = 0.8
@@ -103,7 +104,7 @@ class VerifierPass:
 
 
 @dataclass
-class MetaCritiqueSection:
+class MetaCritiqueSection(Schema):
     bases: list[str] = field(default_factory=lambda: list(META_BASES))   # [] switches the passes off
     rounds: int = 1
     critique_max_new_tokens: int = 200
@@ -116,7 +117,7 @@ class MetaCritiqueSection:
 
 
 @dataclass
-class SynthesizeConfig:
+class SynthesizeConfig(Schema):
     output_dir: str = "runs/demo/synthesize"
     seed: int = 0
     shards: int = 6

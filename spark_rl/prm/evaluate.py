@@ -19,6 +19,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from spark_rl.config.checks import Schema
 from spark_rl.config import require, require_choice
 from spark_rl.config.cluster import ClusterConfig
 from spark_rl.config.engines import GeneratorConfig
@@ -31,7 +32,7 @@ MODES = ("generative", "critic")
 
 
 @dataclass
-class PRMModel:
+class PRMModel(Schema):
     name: str = ""
     path: str = ""
     format: str = "prm-cot"
@@ -45,7 +46,7 @@ class PRMModel:
 
 
 @dataclass
-class EvalDataSection:
+class EvalDataSection(Schema):
     # "arith": a synthetic ProcessBench from the embedded domain (exact labels); a subset name of
     # the shipped ProcessBench (gsm8k, math, olympiadbench, omnimath); or a JSONL path in ProcessBench schema
     sources: list[str] = field(default_factory=lambda: ["arith"])
@@ -56,7 +57,7 @@ class EvalDataSection:
 
 
 @dataclass
-class CriticSection:
+class CriticSection(Schema):
     k: int = 1                          # 1: greedy; > 1: vote over k samples
     temperature: float = 1.0
 
@@ -65,7 +66,7 @@ class CriticSection:
 
 
 @dataclass
-class EvalPRMConfig:
+class EvalPRMConfig(Schema):
     output_dir: str = "runs/demo/eval_prm"
     seed: int = 0
     models: list[PRMModel] = field(default_factory=list)

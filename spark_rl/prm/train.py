@@ -16,6 +16,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from spark_rl.config.checks import Schema
 from spark_rl.config import config_hash, require, require_choice
 from spark_rl.config.cluster import ClusterConfig
 from spark_rl.config.rl import LearnerSection
@@ -25,7 +26,7 @@ log = logging.getLogger(__name__)
 
 
 @dataclass
-class PRMDataSection:
+class PRMDataSection(Schema):
     stage1_dir: str = "runs/demo/synthesize/datasets"    # one `save_to_disk` folder per variant
     variants: list[str] = field(default_factory=lambda: ["single", "outcome-consistency", "step-consistency",
                                                          "meta-critique-base", "meta-critique-outcome",
@@ -51,7 +52,7 @@ class PRMDataSection:
 
 
 @dataclass
-class PRMTrainSection:
+class PRMTrainSection(Schema):
     epochs: float = 3.0                 # used when steps == 0
     steps: int = 0
     batch_size: int = 16
@@ -65,7 +66,7 @@ class PRMTrainSection:
 
 
 @dataclass
-class TrainPRMConfig:
+class TrainPRMConfig(Schema):
     output_dir: str = "runs/demo/prm"
     seed: int = 0
     init_model: str = ""                # a model folder; empty: the bootstrap's model named by `init_from`

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from spark_rl.config.checks import Schema
 from spark_rl.config import require
 from spark_rl.tasks.arith import ArithProblem, generate_problems
 
 
 @dataclass
-class DomainConfig:
+class DomainConfig(Schema):
     """The arithmetic problems of the embedded default."""
 
     min_ops: int = 3

@@ -27,6 +27,7 @@ from actors.reference import ReferenceWorker
 from actors.reward import PRMRewardWorker, RuleRewardWorker
 from actors.rollout import rollout_group
 from spark_rl.algos import grpo_loss, zero_variance_group_mask
+from spark_rl.config.checks import freeze
 from spark_rl.config.engines import ScorerConfig
 from spark_rl.config.resources import ResourceSpec
 from spark_rl.config.rl import RewardSection, RLConfig, parity_tolerance
@@ -66,7 +67,7 @@ def checkpoint_path(source: str | Path) -> Path | None:
 
 class GRPOTrainer:
     def __init__(self, cfg: RLConfig, policy_path: str, train: list[Problem], evalset: list[Problem]):
-        self.cfg = cfg
+        self.cfg = freeze(cfg)      # what runs is what config.yaml says: live state lives on the groups
         self.run_dir = Path(cfg.run.output_dir)
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.policy_path = policy_path

@@ -23,6 +23,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 
+from spark_rl.config.checks import Schema
 from spark_rl.formats.verification import ParsedVerification, parse_verification, render_verification
 
 LEVELS = ("step", "outcome")
@@ -31,7 +32,7 @@ _ALLOWED = {"step_count": ("exact", "lenient"), "tie_break": ("incorrect", "corr
 
 
 @dataclass
-class AggregationConfig:
+class AggregationConfig(Schema):
     # "exact": only verifications with n_steps verdicts vote on steps; "lenient": shorter/longer ones
     # vote on the steps they cover (missing steps abstain, extra steps are ignored)
     step_count: str = "exact"
