@@ -66,7 +66,7 @@ def test_analyses_explain_the_error():
     # it recomputes before it judges: the error step shows the grader's own, right computation
     vals = p.values
     op, b = p.ops[label]
-    assert notes[label].startswith(f"{vals[label]} {op} {b} = {vals[label + 1]}; the step says")
+    assert f": {vals[label]} {op} {b} makes {vals[label + 1]}; the step has " in notes[label]
 
 
 def test_synthetic_processbench_independent_recheck():

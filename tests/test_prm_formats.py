@@ -3,6 +3,7 @@
 import pytest
 
 from spark_rl.formats.verification import render_verification
+from spark_rl.verification.prompts import present_solution, verifier_prompt
 from spark_rl.verification.prm_formats import (
     FORMATS,
     eval_prompt,
@@ -28,7 +29,9 @@ def test_sft_examples_in_every_format():
     row = _row()
     ex = {f: sft_example(row, f) for f in FORMATS}
     assert ex["orm"].prompt.endswith("Is the answer correct (Yes/No)?\n") and ex["orm"].response == "No"
-    assert ex["prm"].prompt.endswith("Let's verify step by step.\n")
+    # the Stage 2 students see the verifier's own prompt (its distilled verdicts, its layout)
+    assert ex["prm"].prompt == ex["prm-cot"].prompt == verifier_prompt(row["problem"], row["solution"])
+    assert ex["prm"].prompt.endswith("Student Solution:\n" + row["solution"] + "\nTeacher Verification:\n")
     assert ex["prm"].response.splitlines()[:3] == ["Step 1: Correct", "Step 2: Incorrect", "Step 3: Incorrect"]
     assert ex["prm-cot"].response == row["target"]
     think = ex["think"].response
@@ -69,4 +72,4 @@ def test_broken_outputs_are_unparsed_not_crashes(broken):
 
 def test_eval_prompt_numbers_steps():
     p = eval_prompt("Q?", ["2 + 3 = 5", "5 * 2 = 10 \\boxed{10}"], "prm-cot")
-    assert "Student Solution: Step 1: 2 + 3 = 5\nStep 2: 5 * 2 = 10 \\boxed{10}\n\nLet's verify" in p
+    assert "Student Solution:\nStep 1: 2 + 3 = 5\nStep 2: 5 * 2 = 10 \\boxed{10}\nTeacher Verification:\n" in p

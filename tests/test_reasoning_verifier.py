@@ -23,8 +23,8 @@ from spark_rl.tasks.arith import (
 from spark_rl.tasks.domain import DomainConfig
 from spark_rl.tasks.sft_data import policy_examples, verification_target, verifier_examples
 
-_REDO = re.compile(r"^(-?\d+) ([+\-*]) (\d+) = (-?\d+)"
-                   r"(?:; the step (?:says (?:-?\d+ [+\-*] \d+ = )?(-?\d+)|has no result)\. "
+_REDO = re.compile(r"^\((\d+)\) (?:Add|Subtract|Multiply by) \d+: (-?\d+) ([+\-*]) (\d+) makes (-?\d+)"
+                   r"(?:; the step has (?:(?:-?\d+ [+\-*] \d+ = )?(-?\d+)|no result)\. "
                    r"It (matches|does not match|builds on an earlier error)\.)")
 _OPS = {"Add": "+", "Subtract": "-", "Multiply by": "*"}
 
@@ -59,18 +59,20 @@ def test_exact_traces_recompute_then_compare_then_judge(kind):
             if m is None:        # only a step past the problem's operations has no computation
                 assert k > len(p.ops) and not ok
                 break
-            a, op, b, c, says, verdict = m.groups()
-            # the grader's own computation: its own previous result and the problem's k-th operation,
-            # never the student's numbers; the heading names the operation it checks
-            assert int(a) == prev and (op, int(b)) == p.ops[k - 1]
+            n, a, op, b, c, says, verdict = m.groups()
+            # the grader's own computation: its own previous result and the problem's k-th operation
+            # (looked up by number), never the student's numbers; the heading copies the student's step
+            assert int(n) == k and int(a) == prev and (op, int(b)) == p.ops[k - 1]
             assert int(c) == apply_op(prev, op, int(b))
             word = {"+": "Add", "-": "Subtract", "*": "Multiply by"}[op]
-            assert t.titles[k - 1].startswith(f"{word} {b}")
+            assert analysis.startswith(f"({k}) {word} {b}: ")
+            eq = parse_equation_of(t.steps[k - 1])
+            if eq is not None:
+                assert t.titles[k - 1].startswith(f"{eq[0]} {eq[1]} {eq[2]} = {eq[3]}")
+                assert says is None or int(says) == eq[3]       # the student's number, as the heading shows it
             if broken:
                 assert verdict == "builds on an earlier error" and not ok       # propagation
             else:
-                eq = parse_equation_of(t.steps[k - 1])
-                assert says is None or int(says) == eq[3]
                 assert (verdict == "matches") == (eq == (prev, op, int(b), int(c)))
                 if verdict != "matches":
                     assert not ok

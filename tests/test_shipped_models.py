@@ -48,7 +48,10 @@ def test_bootstrap_uses_the_shipped_models_without_training(tmp_path, monkeypatc
 
 @pytest.mark.parametrize("field", ["lazy_share=0.5", "trailing_share=0.2", "steps=10"])
 def test_the_verifier_key_follows_the_policy_it_starts_from(field):
-    cfg = load_config(BootstrapConfig, DEMO)
-    other = load_config(BootstrapConfig, DEMO, [f"policy.{field}"])
-    assert cfg.verifier.init_from == "policy"
+    cfg = load_config(BootstrapConfig, DEMO, ["verifier.init_from=policy"])
+    other = load_config(BootstrapConfig, DEMO, ["verifier.init_from=policy", f"policy.{field}"])
     assert other.model_key("verifier") != cfg.model_key("verifier")
+    # the demo's verifier starts from the base model: a policy change leaves it (and its shipped copy) alone
+    demo = load_config(BootstrapConfig, DEMO)
+    assert demo.verifier.init_from == "base"
+    assert load_config(BootstrapConfig, DEMO, [f"policy.{field}"]).model_key("verifier") == demo.model_key("verifier")

@@ -16,6 +16,7 @@ from spark_rl.formats.steps import split_steps
 OPS = ("+", "-", "*")
 ERROR_KINDS = ("arithmetic_slip", "wrong_operand", "skipped_step", "wrong_final_answer")
 _EQ = re.compile(r"(-?\d+)\s*([+\-*x×−])\s*(-?\d+)\s*=\s*(-?\d+)")
+_STEP_PREFIX = re.compile(r"^\s*Step\s+\d+\s*:\s*", re.IGNORECASE)
 _OP_NORMAL = {"x": "*", "×": "*", "−": "-"}
 
 _PLAIN_PHRASE = {"+": "Add {b}.", "-": "Subtract {b}.", "*": "Multiply by {b}."}
@@ -214,27 +215,38 @@ def operations_line(p: ArithProblem) -> str:
     return "Operations: " + " ".join(f"({k}) {op_phrase(op, b)}" for k, (op, b) in enumerate(p.ops, start=1))
 
 
-def step_title(p: ArithProblem, k: int, n_steps: int) -> str:
-    """The heading of the verifier's check of step k (1-based): the operation it checks, copied from
-    its operations line, not the student's equation (which a tiny model would then copy into its
-    own computation instead of computing)."""
-    what = op_phrase(*p.ops[k - 1]).rstrip(".") if k <= len(p.ops) else "no such operation"
+def step_title(step: str, k: int, n_steps: int) -> str:
+    """The heading of the verifier's check of step k (1-based): the student's step copied as it
+    stands (`7 - 6 = 4`; text after the equation dropped). A tiny model copies a `Step k:` line
+    reliably, which it cannot do for "the k-th step's result" somewhere in the prompt; the number
+    the check compares against then sits right above it."""
+    body = _STEP_PREFIX.sub("", " ".join(step.split())).replace("<step>", "").replace("</step>", "")
+    m = _EQ.search(body)
+    what = m.group(0) if m else (body if len(body) <= 40 else body[:37] + "...")
     return f"{what} (last step)" if k == n_steps else what
 
 
-def _redo(op: str, b: int, prev: int, value: int) -> str:
-    return f"{prev} {op} {b} = {value}"
+def _redo(k: int, op: str, b: int, prev: int, value: int) -> str:
+    """The verifier's own computation of operation k, in a form the student never writes (`makes`,
+    not `=`): copying the heading's result into it is not a pattern the text offers."""
+    return f"({k}) {op_phrase(op, b).rstrip('.')}: {prev} {op} {b} makes {value}"
+
+
+def _has(eq: tuple[int, str, int, int] | None) -> str:
+    return f"the step has {eq[3]}" if eq is not None else "the step has no result"
 
 
 def step_analyses(p: ArithProblem, steps: list[str], answer: str | None = None) -> list[str]:
     """A grader's analysis of each step that recomputes before it judges (verifier training text).
 
-    For step k it first computes the problem's k-th operation from its own previous result
-    (`10 + 5 = 15`), then reads the student's result (`; the step says 17.`) and compares the two
-    visible numbers (`It matches.` / `It does not match.`): the verdict is a comparison, not one
-    unaided token. The last step also checks the final answer and whether the problem has an
-    operation left (`Op 4 is not done.`). After the first error the grader goes on with its own
-    chain (errors propagate: every later step is incorrect).
+    Under a heading that copies the student's step (`step_title`), the check of step k looks the
+    problem's k-th operation up in its operations line and computes it from its own previous
+    result (`(2) Subtract 6: 7 - 6 makes 1`), reads the student's result from the heading
+    (`; the step has 4.`) and compares the two visible numbers (`It matches.` / `It does not
+    match.`): the verdict is a comparison, not one unaided token. The last step also checks the
+    final answer and whether the problem has an operation left (`Op 4 is not done.`). After the
+    first error the grader goes on with its own chain, still reading the student's numbers (which
+    now differ from its own, so a grader that reads its own number instead is caught there too).
     """
     out, prev, broken = [], p.start, False
     for i, step in enumerate(steps):
@@ -245,23 +257,17 @@ def step_analyses(p: ArithProblem, steps: list[str], answer: str | None = None) 
             continue
         op, b = p.ops[i]
         want = apply_op(prev, op, b)
-        redo = _redo(op, b, prev, want)
+        redo = _redo(i + 1, op, b, prev, want)
         if broken:
-            # the grader still reads the student's number: after an error it differs from the
-            # grader's own, so a grader that copies its own number into "says" is caught here too
-            says = f"the step says {eq[3]}" if eq is not None else "the step has no result"
-            out.append(f"{redo}; {says}. It builds on an earlier error.")
-        elif eq is None:
-            out.append(f"{redo}; the step has no result. It does not match.")
-            broken = True
-        elif eq[3] != want:
-            out.append(f"{redo}; the step says {eq[3]}. It does not match.")
+            out.append(f"{redo}; {_has(eq)}. It builds on an earlier error.")
+        elif eq is None or eq[3] != want:
+            out.append(f"{redo}; {_has(eq)}. It does not match.")
             broken = True
         elif eq[:3] != (prev, op, b):       # the right number by a wrong route (2 * 2 for 2 + 2)
-            out.append(f"{redo}; the step says {eq[0]} {eq[1]} {eq[2]} = {eq[3]}. It does not match.")
+            out.append(f"{redo}; the step has {eq[0]} {eq[1]} {eq[2]} = {eq[3]}. It does not match.")
             broken = True
         else:
-            out.append(f"{redo}; the step says {eq[3]}. It matches.")
+            out.append(f"{redo}; {_has(eq)}. It matches.")
         prev = want
     if out and not broken:
         if len(steps) < len(p.ops):
@@ -293,18 +299,17 @@ def mistaken_analyses(p: ArithProblem, steps: list[str], labels: list[bool], rng
         op, b = p.ops[i]
         want = apply_op(prev, op, b)
         if i < first_bad:                       # called correct: the result read as its own
-            out.append(f"{_redo(op, b, prev, want)}; the step says {want}. It matches.")
+            out.append(f"{_redo(i + 1, op, b, prev, want)}; the step has {want}. It matches.")
         elif i == first_bad and not exact[i].endswith("It matches.") and "does not match" in exact[i]:
             out.append(exact[i])                # a true error, found (it was missed at an earlier step)
         elif i == first_bad:                    # a false alarm: a slip in the grader's own computation
             slip = want + rng.choice([d for d in (-2, -1, 1, 2) if want + d >= 0] or [1, 2])
             eq = parse_equation(step)
-            out.append(f"{_redo(op, b, prev, slip)}; the step says {eq[3] if eq else want}. It does not match.")
+            out.append(f"{_redo(i + 1, op, b, prev, slip)}; the step has {eq[3] if eq else want}. It does not match.")
             want = slip
         else:
             eq = parse_equation(step)
-            says = f"the step says {eq[3]}" if eq is not None else "the step has no result"
-            out.append(f"{_redo(op, b, prev, want)}; {says}. It builds on an earlier error.")
+            out.append(f"{_redo(i + 1, op, b, prev, want)}; {_has(eq)}. It builds on an earlier error.")
         prev = want
     if out and first_bad == len(labels):
         out[-1] += f" The answer {answer.strip() if answer else prev} is right."

@@ -84,7 +84,7 @@ class VerificationTarget:
     final: bool                 # exact final verdict
     analyses: list[str]         # per-step analyses that recompute before they judge
     shown: str                  # the solution as the verifier's prompt shows it
-    titles: list[str]           # the heading of each step check (the operation it checks)
+    titles: list[str]           # the heading of each step check (the student's step, copied)
     preamble: str               # the verifier's list of the problem's operations
     answer: str | None
 
@@ -100,7 +100,7 @@ def verification_target(p: ArithProblem, solution: str) -> VerificationTarget:
     check = check_solution(p, solution)
     labels = [bool(x) for x in check.step_correct]
     shown = present_solution(split.steps, check.answer)
-    titles = [step_title(p, k, len(split.steps)) for k in range(1, len(split.steps) + 1)]
+    titles = [step_title(step, k, len(split.steps)) for k, step in enumerate(split.steps, start=1)]
     return VerificationTarget(split.steps, labels, bool(check.answer_correct) and all(labels),
                               step_analyses(p, split.steps, check.answer), shown, titles,
                               operations_line(p), check.answer)

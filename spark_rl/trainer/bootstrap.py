@@ -17,6 +17,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from spark_rl.config.checks import Schema
 from spark_rl.config import config_hash, require, save_resolved
 from spark_rl.paths import base_model_dir, cache_dir
 from spark_rl.tasks.arith import ArithProblem
@@ -28,11 +29,14 @@ log = logging.getLogger(__name__)
 # Bump when the SFT data a config produces changes (sft_data, the verifier's trace format, the
 # tokenizer corpus): the key of every model changes with it, so a stale shipped model is never used.
 DATA_VERSION = 4
+# Bump when only the verifier's trace format changes (spark_rl/tasks/arith.py `step_analyses`): the
+# verifier is retrained, the policy (and its shipped checkpoint) is kept.
+VERIFIER_TRACE_FORMAT = 5
 SHIPPED_DIR = Path(__file__).resolve().parents[1] / "assets" / "bootstrap"
 
 
 @dataclass
-class SFTConfig:
+class SFTConfig(Schema):
     preset: str = "tiny"
     steps: int = 600
     batch_size: int = 32
@@ -90,7 +94,7 @@ class VerifierBootstrap(SFTConfig):
 
 
 @dataclass
-class BootstrapConfig:
+class BootstrapConfig(Schema):
     seed: int = 0
     build: list[str] = field(default_factory=lambda: ["policy", "verifier"])
     out_dir: str = ""               # empty: <cache>/bootstrap/<model>-<hash of what the model depends on>
@@ -119,6 +123,8 @@ class BootstrapConfig:
     def model_key(self, name: str) -> str:
         parts = {"seed": self.seed, "domain": self.domain, "eval_problems": self.eval_problems,
                  name: self.section(name), "data_version": DATA_VERSION}
+        if name == "verifier":
+            parts["trace_format"] = VERIFIER_TRACE_FORMAT
         if name == "verifier" and self.verifier.init_from == "policy":
             parts["init"] = self.model_key("policy")
         return config_hash(parts)

@@ -77,7 +77,17 @@ def orm_prompt(question: str, solution: str) -> str:
 
 
 def prm_prompt(question: str, solution: str) -> str:
-    """Shared by the PRM, PRM-CoT and ThinkPRM formats: only the response format differs."""
+    """Shared by the PRM, PRM-CoT and ThinkPRM formats (only the response format differs): the
+    verifier's own prompt. The Stage 2 students start from the verifier and learn its verdicts; in
+    another layout (`Problem: ... Student Solution: ... Let's verify step by step.`) the tiny
+    verifier no longer finds the student's numbers (zero-shot: 3 of 60 correct solutions called
+    correct, against 60 of 60 in its own layout), which ~300 training examples do not teach back."""
+    return verifier_prompt(question, solution)
+
+
+def _paper_prm_prompt(question: str, solution: str) -> str:
+    """The paper-style PRM prompt layout; kept in the tokenizer corpus (which fixes the tokenizer
+    of every shipped model) so that corpus does not change."""
     return f"Problem: {question}\n\nStudent Solution: {solution}\n\n{PRM_SUFFIX}\n"
 
 
@@ -87,4 +97,4 @@ def prompt_templates_for_corpus() -> list[str]:
     return [VERIFIER_INSTRUCTION, CRITIQUE_INSTRUCTION, MERGE_INSTRUCTION,
             verifier_prompt("Start with 3. Add 4. What is the result?", sol, expected_answer="7"),
             critique_prompt("Q", sol, "V"), merge_prompt("Q", sol, "V", "No issues found."),
-            orm_prompt("Q", sol), prm_prompt("Q", sol)] * 20
+            orm_prompt("Q", sol), _paper_prm_prompt("Q", sol)] * 20
