@@ -58,9 +58,15 @@ class PRMTrainSection(Schema):
     batch_size: int = 16
     eval_every: int = 25                # 0: only at the end
     bucket_batches: int = 8             # batches per length-sorting pool (1: no bucketing)
+    # a format -> its learning rate, where not learner.engine.lr (a student that keeps its init's
+    # output format needs a gentle update; one that learns a new format, a larger one)
+    format_lr: dict[str, float] = field(default_factory=dict)
 
     def validate(self) -> None:
         require(self.steps >= 0 and self.epochs > 0, "steps", "need steps >= 0 and epochs > 0")
+        for f, lr in self.format_lr.items():
+            require_choice(f, "format_lr", set(FORMATS))
+            require(lr > 0, f"format_lr.{f}", "must be > 0")
         require(self.batch_size >= 1, "batch_size", "must be >= 1")
         require(self.bucket_batches >= 1, "bucket_batches", "must be >= 1")
 
@@ -169,7 +175,8 @@ def train_student(cfg: TrainPRMConfig, name: str, variant: str, fmt: str, init_m
     t = cfg.train
     steps = t.steps or max(1, round(t.epochs * len(train) / t.batch_size))
     lcfg = cfg.learner.engine
-    lcfg = replace(lcfg, seed=cfg.seed, decay_steps=lcfg.decay_steps or max(1, steps - lcfg.warmup_steps))
+    lcfg = replace(lcfg, seed=cfg.seed, lr=t.format_lr.get(fmt, lcfg.lr),
+                   decay_steps=lcfg.decay_steps or max(1, steps - lcfg.warmup_steps))
     group = LearnerGroup(init_model, lcfg, num_ranks=cfg.learner.num_ranks, resources=cfg.learner.resources)
     rng = random.Random(cfg.seed)
     batches: list[list[int]] = []
