@@ -25,7 +25,7 @@ def add_arguments(p) -> None:
     p.add_argument("--out", default="runs/chaos", help="folder for the two runs and chaos_report.json")
     p.add_argument("--external", action="store_true",
                    help="kills by pid from a separate process (random ones: --max-kills, --mean-interval-s)")
-    p.add_argument("--plan", default="rollout:start-up,rollout:weight-sync,reward:start-up",
+    p.add_argument("--plan", default="rollout:call,rollout:start-up,rollout:weight-sync,reward:start-up,reference:call",
                    help="with --external: GROUP:PHASE kills first, in order (phases: start-up, weight-sync, call, idle)")
     p.add_argument("--mean-interval-s", type=float, default=4.0, help="with --external: mean time between random kills")
     p.add_argument("--no-progress", action="store_true")
