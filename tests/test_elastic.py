@@ -212,9 +212,10 @@ def test_learner_rank_death_resumes_from_checkpoint(ray_session, tiny_model_dir,
 
 
 def test_a_group_that_cannot_recover_restarts_the_run_from_its_checkpoint(ray_session, tiny_model_dir, tmp_path):
-    """Step 3: the only reward worker dies and every replacement dies while starting for longer
-    than `replace_timeout_s` (the group gives up: `GroupUnrecoverable`). The supervisor waits its
-    back-off, rebuilds the run (its reward workers start again) and resumes from step 2's checkpoint."""
+    """Step 3: the only reward worker dies and every replacement dies while starting until the
+    group's replacement budget is spent (it gives up: `GroupUnrecoverable`). The supervisor waits
+    its back-off, rebuilds the run (its reward workers start again) and resumes from step 2's
+    checkpoint."""
     import ray
 
     from actors.group import kill_and_wait
@@ -231,7 +232,7 @@ def test_a_group_that_cannot_recover_restarts_the_run_from_its_checkpoint(ray_se
     cfg = _cfg(tmp_path, 4, checkpoint_every=2)
     cfg.reward.kind = "rlvr"
     cfg.grpo.loss.kl_coef = 0.0          # no reference group: this test is about the reward group
-    cfg.elastic.replace_timeout_s = 3.0
+    cfg.elastic.replace_timeout_s, cfg.elastic.max_replacements = 30.0, 2
     cfg.elastic.run_restarts, cfg.elastic.restart_backoff_s = 1, 0.5
     killed, waits = [], []
 
@@ -249,8 +250,8 @@ def test_a_group_that_cannot_recover_restarts_the_run_from_its_checkpoint(ray_se
     assert killed and trainer.step == 4 and waits == [0.5]
     restarts = [e for e in _events(tmp_path) if e["kind"] == "run_restart"]
     assert len(restarts) == 1 and restarts[0]["resume_from"] == "step_000002" and restarts[0]["step"] == 3
-    assert restarts[0]["error"].startswith("GroupUnrecoverable: group reward: every worker died and no "
-                                           "replacement was ready within 3s"), restarts[0]["error"]
+    assert restarts[0]["error"].startswith("GroupUnrecoverable: group reward: every worker died and the "
+                                           "replacement budget is spent (2 replacements"), restarts[0]["error"]
     assert [h["step"] for h in history] == [3, 4]          # the second attempt redid step 3
     assert [r["step"] for r in _rows(tmp_path).values()] == [1, 2, 3, 4]   # each step once in the metrics
     assert json.loads((tmp_path / "final.json").read_text())["step"] == 4

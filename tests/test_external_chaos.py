@@ -32,7 +32,7 @@ def test_kills_from_another_process_leave_the_run_exact(ray_session, tiny_model_
 
     from spark_rl.commands.chaos import chaos_pair
 
-    steps = 8
+    steps = 4             # every planned kill lands in step 2 (kills start once step 1 is done)
     cfg = tiny_rl_config(tmp_path / "cfg", steps, prompts=3, group_size=2, max_new_tokens=8, eval_size=0,
                          checkpoint_every=0)
     cfg.reward.kind = "rlvr"

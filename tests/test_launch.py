@@ -302,7 +302,9 @@ def test_slurm_script_fails_when_nodes_do_not_join(tmp_path):
     run, steps, _ = _sbatch(tmp_path, FAKE_ALIVE="1", RAY_WAIT_S="0")
     assert run.returncode != 0 and "only 1 of 3 Ray nodes joined" in run.stderr
     assert not any(s.startswith("ray job submit") for s in steps)
-    assert steps[-1].startswith("ray stop --force")
+    # the cluster is stopped on the way out (the worker starts run in the background: with no wait
+    # for them, one may log its start after the stop, so the stop need not be the last line)
+    assert any(s.startswith("ray stop --force") for s in steps), steps
 
 
 def test_slurm_script_needs_a_routable_head_address(tmp_path):

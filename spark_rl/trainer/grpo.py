@@ -232,16 +232,16 @@ class GRPOTrainer:
         """Learner -> rollout workers (all of them, or the given new ones), then a parity probe."""
         g = self.cfg.grpo
         def push(targets):
-            return self.learner.push_weights(targets, bucket_bytes=g.sync_bucket_mb << 20, version=self.weights_version)
+            stats = self.learner.push_weights(targets, bucket_bytes=g.sync_bucket_mb << 20, version=self.weights_version)
+            stats["parity"] = self.parity(targets[0]) if g.parity_check else None
+            return stats
 
         if handles is None:
             self.weights_version += 1
-            stats = self.rollout.with_live_workers(push)   # a worker that died meanwhile is replaced, not fatal
-            targets = self.rollout.workers
+            # a worker that dies during the push or the parity probe is replaced, not fatal
+            stats = self.rollout.with_live_workers(push)
         else:
-            targets = handles
-            stats = push(targets)
-        stats["parity"] = self.parity(targets[0]) if g.parity_check else None
+            stats = push(handles)
         tol = parity_tolerance(self.cfg)   # follows the dtype: bf16 engines round differently
         if stats["parity"] is not None and stats["parity"] > tol:
             raise RuntimeError(f"weight sync parity check failed: max |logprob diff| {stats['parity']:.2e} "
