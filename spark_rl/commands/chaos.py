@@ -11,6 +11,7 @@ the run supervisor, as `train-rl` does."""
 from __future__ import annotations
 
 import json
+from collections import Counter
 from pathlib import Path
 
 
@@ -26,7 +27,7 @@ def add_arguments(p) -> None:
     p.add_argument("--external", action="store_true",
                    help="kills by pid from a separate process (random ones: --max-kills, --mean-interval-s)")
     p.add_argument("--plan", default="rollout:call,rollout:start-up,rollout:weight-sync,reward:start-up,reference:call",
-                   help="with --external: GROUP:PHASE kills first, in order (phases: start-up, weight-sync, call, idle)")
+                   help="with --external: GROUP:PHASE kills, each spent on the first process seen so (phases: start-up, weight-sync, call, idle)")
     p.add_argument("--mean-interval-s", type=float, default=4.0, help="with --external: mean time between random kills")
     p.add_argument("--no-progress", action="store_true")
 
@@ -126,8 +127,7 @@ def chaos_pair(cfg, policy: str, out: str | Path, progress: bool = False, on_tra
         report["kills"] = len(kills)
         report["kills_last_step"] = report["rows"][-1]["kills"] if report["rows"] else 0
         report["external_kills"] = kills
-        report["kills_by"] = {f"{k['group']}:{k['phase']}": sum(1 for x in kills if (x["group"], x["phase"]) ==
-                                                                 (k["group"], k["phase"])) for k in kills}
+        report["kills_by"] = dict(Counter(f"{k['group']}:{k['phase']}" for k in kills))
     (out / "chaos_report.json").write_text(json.dumps(report, indent=1))
     return report
 

@@ -87,7 +87,7 @@ class RemoteCompleter:
         self.cfg = cfg
         self.remote = cfg.remote
         self.api_key = os.environ.get(cfg.remote.api_key_env, "")
-        self.stats = {"requests": 0, "retries": 0, "failures": 0}
+        self.stats = {"requests": 0, "retries": 0, "failures": 0, "overlong": 0}
 
     def _one(self, prompt: str) -> tuple[str | None, str]:
         import requests
@@ -106,7 +106,7 @@ class RemoteCompleter:
                     text = choice["message"]["content"] or ""
                     if len(text) > MAX_CHARS_PER_TOKEN * self.cfg.max_new_tokens:
                         # an endpoint that ignores max_tokens: keep what max_new_tokens could hold
-                        self.stats["overlong"] = self.stats.get("overlong", 0) + 1
+                        self.stats["overlong"] += 1
                         return text[:MAX_CHARS_PER_TOKEN * self.cfg.max_new_tokens], "truncated"
                     return text, "truncated" if choice.get("finish_reason") == "length" else "ok"
                 last = f"http_{r.status_code}"
