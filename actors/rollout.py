@@ -28,13 +28,13 @@ class RolloutWorker:
     def __init__(self, cfg: GeneratorConfig, worker_index: int = 0):
         self.worker_index = worker_index
         self.cfg = cfg
-        self.engine = Generator(cfg)
+        self.generator = Generator(cfg)
         self.busy_s = 0.0
         self._shm: SharedWeightFile | None = None
 
     def ready(self) -> dict:
         return {"worker_index": self.worker_index, "pid": os.getpid(), "node_id": ray.get_runtime_context().get_node_id(),
-                "weights_version": self.engine.weights_version, "torch_threads": torch.get_num_threads(),
+                "weights_version": self.generator.weights_version, "torch_threads": torch.get_num_threads(),
                 "omp_num_threads": os.environ.get("OMP_NUM_THREADS")}
 
     def generate(self, prompts, n: int = 1, temperature: float = 1.0, top_p: float = 1.0,
@@ -43,23 +43,23 @@ class RolloutWorker:
         """`seed_offset`: index of this shard's first prompt in the whole batch, so prompt i of the
         batch is sampled with `seed + i` however the batch was split over workers."""
         t = time.perf_counter()
-        out = self.engine.generate(prompts, n=n, temperature=temperature, top_p=top_p,
+        out = self.generator.generate(prompts, n=n, temperature=temperature, top_p=top_p,
                                    max_new_tokens=max_new_tokens, stop=stop,
                                    seed=None if seed is None else seed + seed_offset, logprobs=logprobs)
         self.busy_s += time.perf_counter() - t
         return out
 
     def sequence_logprobs(self, sequences) -> list[list[float]]:
-        return self.engine.sequence_logprobs(sequences)
+        return self.generator.sequence_logprobs(sequences)
 
     def node_id(self) -> str:
         return ray.get_runtime_context().get_node_id()
 
     def stage_weights(self, bucket: list[tuple[str, torch.Tensor]]) -> int:
-        return self.engine.stage_weights(bucket)
+        return self.generator.stage_weights(bucket)
 
     def stage_flat(self, bucket: FlatBucket) -> int:
-        return self.engine.stage_weights(bucket.tensors())
+        return self.generator.stage_weights(bucket.tensors())
 
     def load_shared(self, path: str, nbytes: int, slots: list, version: int | None = None) -> int:
         """Load every weight from the learner's /dev/shm file (same node), then commit."""
@@ -67,14 +67,14 @@ class RolloutWorker:
             if self._shm is not None:
                 self._shm.close()
             self._shm = SharedWeightFile(path, nbytes, create=False)
-        self.engine.stage_weights(self._shm.views(slots))
+        self.generator.stage_weights(self._shm.views(slots))
         return self.commit_weights(version)
 
     def commit_weights(self, version: int | None = None) -> int:
-        n = self.engine.commit_weights()
+        n = self.generator.commit_weights()
         if version is not None:
-            self.engine.weights_version = version
+            self.generator.weights_version = version
         return n
 
     def weights_version(self) -> int:
-        return self.engine.weights_version
+        return self.generator.weights_version

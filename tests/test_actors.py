@@ -5,6 +5,7 @@ import functools
 import pytest
 import ray
 import torch
+from tolerances import model_tolerance
 
 pytestmark = pytest.mark.integration
 
@@ -83,7 +84,8 @@ def test_learner_group_sync_to_rollout_workers_with_parity(ray_session, tiny_mod
         learner_lp = torch.tensor(g.compute_logprobs(probe)[0])
         for h in rollout.workers:
             got = torch.tensor(ray.get(h.sequence_logprobs.remote(probe))[0])
-            assert (got - learner_lp).abs().max().item() <= 1e-4
+            # two fp32 engines (DeepSpeed's torch, vLLM's kernels) on the same weights (tests/tolerances.py)
+            assert (got - learner_lp).abs().max().item() <= model_tolerance(tiny_model_dir)
             assert ray.get(h.weights_version.remote()) == 1
         # the learner changed: the rollout engines now differ from the initial checkpoint
         from spark_rl.engines.scorer import Scorer, ScorerConfig
@@ -135,7 +137,7 @@ def test_zero3_group_syncs_over_both_transports(ray_session, tiny_model_dir, tok
             assert stats["local_workers"] == (1 if transport == "auto" else 0)
             learner_lp = torch.tensor(g.compute_logprobs(probe)[0])
             got = torch.tensor(ray.get(rollout.workers[0].sequence_logprobs.remote(probe))[0])
-            assert (got - learner_lp).abs().max().item() <= 1e-4, transport
+            assert (got - learner_lp).abs().max().item() <= model_tolerance(tiny_model_dir), transport
             assert ray.get(rollout.workers[0].weights_version.remote()) == version
     finally:
         g.shutdown()

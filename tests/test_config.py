@@ -161,3 +161,41 @@ def test_a_loaded_config_is_frozen_and_variants_are_copies():
     built = RLConfig()                                            # built in code: changeable until frozen
     built.grpo.steps = 3
     assert built.grpo.steps == 3 and not is_frozen(built)
+
+
+def test_lists_and_dicts_of_a_frozen_config_are_read_only_and_still_travel():
+    import copy
+    import json
+    import pickle
+
+    from spark_rl.config import load_config
+    from spark_rl.config.checks import FrozenConfigError
+    from spark_rl.config.prm import TrainPRMConfig
+    from spark_rl.config.synthesize import SynthesizeConfig
+
+    syn = load_config(SynthesizeConfig, "configs/demo/synthesize.yaml")
+    prm = load_config(TrainPRMConfig, "configs/demo/train_prm.yaml", ["train.format_lr={prm: 1e-3}"])
+    for change in (lambda: syn.report_ns.append(9), lambda: syn.meta_critique.bases.__setitem__(0, "x"),
+                   lambda: syn.report_ns.sort(), lambda: prm.train.format_lr.update(prm=1.0),
+                   lambda: prm.train.format_lr.__setitem__("prm-cot", 1.0)):
+        with pytest.raises(FrozenConfigError, match="in a frozen config is read-only"):
+            change()
+    assert syn.report_ns == [1, 3, 5, 7] and prm.train.format_lr == {"prm": 1e-3}     # untouched
+    # to Ray workers (pickle), into copies and to JSON they go as before
+    for c in (syn, prm):
+        assert pickle.loads(pickle.dumps(c)) == c and copy.deepcopy(c) == c
+    assert json.loads(json.dumps(syn.report_ns)) == [1, 3, 5, 7]
+    assert list(syn.report_ns) + [9] == [1, 3, 5, 7, 9]           # a changed copy for a new config
+
+
+def test_the_run_time_fp32_parity_default_covers_the_rounding_bound_of_every_preset():
+    """The weight-sync probe's fp32 default (PARITY_TOLERANCE) is not a number tuned on one machine:
+    it covers the rounding difference of two fp32 engines (tests/tolerances.py) for every preset
+    the project builds, and sits well below what a stale sync moves (the size of an update)."""
+    from tolerances import fp32_logprob_tolerance
+
+    from spark_rl.config.engines import PARITY_TOLERANCE
+    from spark_rl.models.factory import PRESETS
+
+    for name, preset in PRESETS.items():
+        assert fp32_logprob_tolerance(preset) <= PARITY_TOLERANCE["float32"], name

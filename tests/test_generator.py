@@ -2,6 +2,7 @@
 
 import pytest
 import torch
+from tolerances import model_tolerance
 
 pytestmark = pytest.mark.integration
 
@@ -28,10 +29,11 @@ def test_vllm_and_transformers_agree_on_logprobs(generator, tiny_model_dir):
     model = AutoModelForCausalLM.from_pretrained(tiny_model_dir, torch_dtype=torch.float32).eval()
     ref = hf_logprobs(model, seq)
     got = torch.tensor(generator.sequence_logprobs([seq])[0])
-    assert (got - ref).abs().max().item() <= 1e-4
+    tol = model_tolerance(tiny_model_dir)       # two fp32 engines, other summation orders (tests/tolerances.py)
+    assert (got - ref).abs().max().item() <= tol
     # the sampled-token logprobs vLLM reports are the same numbers
     sampled = torch.tensor(c.logprobs)
-    assert (sampled - ref[len(c.prompt_token_ids) - 1:]).abs().max().item() <= 1e-4
+    assert (sampled - ref[len(c.prompt_token_ids) - 1:]).abs().max().item() <= tol
 
 
 def test_reload_all_weights_gives_parity(generator, tiny_model_dir):
@@ -47,7 +49,7 @@ def test_reload_all_weights_gives_parity(generator, tiny_model_dir):
     generator.load_weights(sd.items())
     seq = generator.tokenizer("Start with 4. Add 5. <step>Step 1: 4 + 5 = 9</step>")["input_ids"]
     got = torch.tensor(generator.sequence_logprobs([seq])[0])
-    assert (got - hf_logprobs(model, seq)).abs().max().item() <= 1e-4
+    assert (got - hf_logprobs(model, seq)).abs().max().item() <= model_tolerance(tiny_model_dir)
 
 
 def test_bad_syncs_name_the_tensor(generator):

@@ -194,6 +194,17 @@ def test_config_schemas_load_neither_torch_nor_ray(tmp_path):
             f"save_resolved(RLConfig(), {str(tmp_path)!r})\n"
             f"assert main(['ctl', 'swap-reward', 'random', 'seed=3', '--run', {str(tmp_path)!r}]) == 0\n"
             f"assert main(['ctl', 'swap-reward', 'bogus', '--run', {str(tmp_path)!r}]) == 2\n"
+            # every stage's schema, loaded and validated from the demo's own config files
+            "from spark_rl.config.bootstrap import BootstrapConfig\n"
+            "from spark_rl.config.synthesize import SynthesizeConfig\n"
+            "from spark_rl.config.prm import TrainPRMConfig, EvalPRMConfig\n"
+            "from spark_rl.config.demo import DemoConfig\n"
+            "from spark_rl.config.eval import EvalConfig\n"
+            "for cls, f in ((BootstrapConfig, 'bootstrap'), (SynthesizeConfig, 'synthesize'),\n"
+            "               (TrainPRMConfig, 'train_prm'), (EvalPRMConfig, 'eval_prm'), (DemoConfig, 'demo')):\n"
+            "    load_config(cls, f'configs/demo/{f}.yaml')\n"
+            "load_config(BootstrapConfig, 'configs/demo/bootstrap.yaml').model_key('verifier')\n"
+            "load_config(EvalConfig, None, ['suite=paper'])\n"
             f"print(sorted({{m.split('.')[0] for m in sys.modules}} & set({SCHEMA_FORBIDDEN!r})))\n")
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
     assert out.stdout.strip().splitlines()[-1] == "[]", out.stdout

@@ -6,7 +6,7 @@ import math
 import pytest
 
 from spark_rl.rewards.base import RewardInput, RewardOutput, sanitize
-from spark_rl.rewards.rule import rule_reward
+from spark_rl.rewards.variants import model_free_reward
 
 
 def test_nan_and_inf_rewards_become_zero_and_are_counted():
@@ -23,6 +23,7 @@ def test_reward_worker_returning_the_wrong_count_is_an_error():
 
 
 def test_rule_reward_cases():
+    rule_reward = lambda inp, use_gate=False: model_free_reward("rlvr", inp, use_gate)  # noqa: E731  (the RLVR reward)
     good = "<step>Step 1: 2 + 3 = 5</step>\n<answer>\\boxed{5}</answer>"
     assert rule_reward(RewardInput("a", "q", good, "5")).reward == 1.0
     assert rule_reward(RewardInput("a", "q", good, "6")).reward == 0.0

@@ -3,6 +3,7 @@
 import json
 
 import pytest
+from tolerances import model_tolerance
 
 pytestmark = pytest.mark.integration
 
@@ -39,15 +40,18 @@ def test_resumed_run_matches_uninterrupted_run(ray_session, easy_policy, tmp_pat
     assert sorted(a) == [1, 2, 3, 4] and sorted(b) == [3, 4]
     rewards = [a[s]["reward/mean"] for s in a]
     assert any(0 < r < 1 for r in rewards), f"rewards never vary, the test would prove nothing: {rewards}"
+    # the resumed steps replay the same computation (same seeds, kernels, thread counts and batch
+    # order), so they agree to the rounding of the logged scalars; a resume that restores the wrong
+    # state (weights, optimizer, sampler position) moves these by far more than 1e-6 of their size
     for s in b:
         for key in ("train/loss", "reward/mean", "reward/std", "train/kl", "rollout/response_len"):
-            assert abs(a[s][key] - b[s][key]) <= 1e-6, (s, key, a[s][key], b[s][key])
+            assert abs(a[s][key] - b[s][key]) <= 1e-6 * max(1.0, abs(a[s][key])), (s, key, a[s][key], b[s][key])
     # every step's metrics carry the breakdown and the parity probe stays tight
     for s in a:
         for key in ("time/generate_s", "time/reward_s", "time/reference_s", "time/train_s", "time/sync_s",
                     "time/overhead_s"):
             assert a[s][key] >= 0
-        assert a[s]["sync/max_abs_logprob_diff"] <= 1e-4
+        assert a[s]["sync/max_abs_logprob_diff"] <= model_tolerance(easy_policy)
     assert json.loads((tmp_path / "resumed" / "final.json").read_text())["step"] == 4
 
 

@@ -71,7 +71,7 @@ def bench_rollout(args) -> dict:
     from actors.rollout import RolloutWorker
     from spark_rl.config.cluster import ClusterConfig
     from spark_rl.engines.generator import Generator, GeneratorConfig
-    from spark_rl.paths import base_model_dir
+    from spark_rl.models.factory import base_model_dir
 
     model = str(base_model_dir(args.preset))
     cfg = GeneratorConfig(model_path=model, max_model_len=512, seed=0)
@@ -112,7 +112,7 @@ def bench_sync(args) -> dict:
     from spark_rl.config.cluster import ClusterConfig
     from spark_rl.config.engines import GeneratorConfig, LearnerConfig
     from spark_rl.config.resources import ResourceSpec
-    from spark_rl.paths import base_model_dir
+    from spark_rl.models.factory import base_model_dir
 
     model = str(base_model_dir(args.preset))
     init_ray(ClusterConfig(num_cpus=6, log_to_driver=False))
@@ -165,7 +165,7 @@ def bench_step(args) -> dict:
     from actors.cluster import init_ray
     from spark_rl.config.cluster import ClusterConfig
     from spark_rl.config.rl import RLConfig
-    from spark_rl.paths import base_model_dir
+    from spark_rl.models.factory import base_model_dir
     from spark_rl.trainer.data import build_problems
     from spark_rl.trainer.grpo import GRPOTrainer
 

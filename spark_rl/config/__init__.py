@@ -1,5 +1,6 @@
-"""Typed configs: the schemas (`rl`, `engines`, `cluster`, `algos`, `rewards`, `resources`) and the
-loader (`load_config`: YAML + dotted overrides, OmegaConf). The loader's names are imported on
+"""Typed configs: the schemas of every command (`rl`, `bootstrap`, `synthesize`, `prm`, `eval`,
+`demo`) and their parts (`engines`, `cluster`, `algos`, `rewards`, `resources`), none importing
+torch or Ray (tests/test_layers.py), and the loader (`load_config`: YAML + dotted overrides, OmegaConf). The loader's names are imported on
 first use, so `spark_rl.config.engines` loads without OmegaConf."""
 
 from spark_rl.config.checks import ConfigError, require, require_choice

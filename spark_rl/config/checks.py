@@ -40,7 +40,7 @@ class Schema:
     """Base of every config schema (a dataclass): built and changed freely until `freeze()` - the
     loader freezes what it validated, a run freezes what it runs - and read-only after, so the
     resolved config a run folder holds is the one that ran. A variant is a new object:
-    `dataclasses.replace(cfg.reward, kind="random")`. (Lists and dicts inside stay Python's own.)"""
+    `dataclasses.replace(cfg.reward, kind="random")`, `list(cfg.report_ns) + [32]`."""
 
     def __setattr__(self, name: str, value: Any) -> None:
         if self.__dict__.get("_frozen_"):
@@ -49,20 +49,50 @@ class Schema:
         object.__setattr__(self, name, value)
 
 
+def _refuse(self, *args, **kwargs):
+    raise FrozenConfigError(f"a {type(self).__name__.removeprefix('Frozen').lower()} in a frozen config is "
+                            f"read-only; build a changed copy (list(...), dict(...)) for a new config")
+
+
+class FrozenList(list):
+    """A list field of a frozen config: reads as a list (equality, JSON, YAML, OmegaConf), refuses
+    every change. Pickles (Ray) and copies as itself."""
+
+    append = extend = insert = remove = pop = clear = sort = reverse = _refuse
+    __setitem__ = __delitem__ = __iadd__ = __imul__ = _refuse
+
+    def __reduce__(self):
+        return FrozenList, (list(self),)
+
+
+class FrozenDict(dict):
+    """A dict field of a frozen config: reads as a dict, refuses every change."""
+
+    __setitem__ = __delitem__ = clear = pop = popitem = setdefault = update = __ior__ = _refuse
+
+    def __reduce__(self):
+        return FrozenDict, (dict(self),)
+
+
+def _frozen(value: Any) -> Any:
+    """`value` made read-only: schemas in place, lists and dicts (at any depth) as frozen copies."""
+    if isinstance(value, list):
+        return FrozenList(_frozen(x) for x in value)
+    if isinstance(value, tuple):
+        return tuple(_frozen(x) for x in value)
+    if isinstance(value, dict):
+        return FrozenDict({k: _frozen(v) for k, v in value.items()})
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        for f in dataclasses.fields(value):
+            object.__setattr__(value, f.name, _frozen(getattr(value, f.name)))
+        if isinstance(value, Schema):
+            object.__setattr__(value, "_frozen_", True)
+    return value
+
+
 def freeze(obj: Any) -> Any:
-    """Make `obj` and every schema inside it (fields, lists, dicts) read-only; returns `obj`."""
-    if isinstance(obj, (list, tuple)):
-        for x in obj:
-            freeze(x)
-    elif isinstance(obj, dict):
-        for x in obj.values():
-            freeze(x)
-    elif dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-        for f in dataclasses.fields(obj):
-            freeze(getattr(obj, f.name))
-        if isinstance(obj, Schema):
-            object.__setattr__(obj, "_frozen_", True)
-    return obj
+    """Make `obj` and everything inside it (schemas, lists, dicts) read-only; returns `obj`."""
+    return _frozen(obj)
 
 
 def is_frozen(obj: Any) -> bool:

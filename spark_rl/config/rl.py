@@ -9,8 +9,8 @@ from dataclasses import dataclass, field
 from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from spark_rl.config.checks import Schema
 from spark_rl.config.algos import GRPOLossConfig
+from spark_rl.config.checks import Schema
 from spark_rl.config.cluster import ClusterConfig
 from spark_rl.config.engines import PARITY_TOLERANCE, GeneratorConfig, LearnerConfig, PRMConfig
 from spark_rl.config.loader import ConfigError, require, require_choice, validate

@@ -94,9 +94,11 @@ class Learner:
             "steps_per_print": 1 << 30,
             "wall_clock_breakdown": False,
         }
-        self.engine, self.optimizer, _, self.scheduler = deepspeed.initialize(
+        # DeepSpeed's wrapper of the model (its docs' `model_engine`); "engine" in a config is the
+        # section of engine settings, and spark_rl.engines the layer of plain engine classes
+        self.model_engine, self.optimizer, _, self.scheduler = deepspeed.initialize(
             model=model, optimizer=opt, lr_scheduler=sched, config=ds_config)
-        self.device = self.engine.device
+        self.device = self.model_engine.device
         # NCCL takes CUDA tensors only: every tensor of our own collectives lives here
         self.comm_device = collective_device(backend, self.device)
         self.steps = 0
@@ -127,19 +129,19 @@ class Learner:
     def _optimizer_step(self, micro_batches: list, loss_of: Callable[[list[int]], torch.Tensor]) -> float:
         """Backward every micro-batch (boundary only on the last), then one optimizer step."""
         for k, mb in enumerate(micro_batches):
-            self.engine.set_gradient_accumulation_boundary(k == len(micro_batches) - 1)
+            self.model_engine.set_gradient_accumulation_boundary(k == len(micro_batches) - 1)
             loss = loss_of(mb) * self.world_size
-            self.engine.backward(loss, scale_wrt_gas=False)
+            self.model_engine.backward(loss, scale_wrt_gas=False)
         grad_norm = 0.0
         if micro_batches:
-            self.engine.step()
-            grad_norm = float(self.engine.get_global_grad_norm() or 0.0)
+            self.model_engine.step()
+            grad_norm = float(self.model_engine.get_global_grad_norm() or 0.0)
             self.steps += 1
         return grad_norm
 
     def _dummy_loss(self) -> torch.Tensor:
         ids = torch.tensor([[self.pad_id, self.pad_id]], device=self.device)
-        return self.engine(input_ids=ids, use_cache=False).logits.sum() * 0.0
+        return self.model_engine(input_ids=ids, use_cache=False).logits.sum() * 0.0
 
     # ---- SFT --------------------------------------------------------------------------------
     def sft_step(self, samples: list[dict]) -> dict:
@@ -164,7 +166,7 @@ class Learner:
             ids, mask = pad_batch([seqs[i] for i in mb], self.pad_id)
             pad_tokens[0] += int(mask.numel() - mask.sum())
             pad_tokens[1] += int(mask.numel())
-            lp, _ = batch_logprobs(self.engine, ids.to(self.device), mask.to(self.device))
+            lp, _ = batch_logprobs(self.model_engine, ids.to(self.device), mask.to(self.device))
             resp = torch.zeros_like(lp)
             for row, i in enumerate(mb):
                 p = len(samples[i]["prompt_ids"])
@@ -173,7 +175,7 @@ class Learner:
             loss_sum[0] += loss.item()
             return loss
 
-        self.engine.train()
+        self.model_engine.train()
         grad_norm = self._optimizer_step(micro, loss_of)
         (loss,) = self._all_sum([loss_sum[0]])
         return {"loss": loss, "grad_norm": grad_norm, "lr": self.scheduler.get_last_lr()[0],
@@ -218,7 +220,7 @@ class Learner:
             if not mb:
                 return self._dummy_loss()
             ids, mask = pad_batch([seqs[i] for i in mb], self.pad_id)
-            lp_all, ent_all = batch_logprobs(self.engine, ids.to(self.device), mask.to(self.device), with_entropy=True)
+            lp_all, ent_all = batch_logprobs(self.model_engine, ids.to(self.device), mask.to(self.device), with_entropy=True)
             width = max(n_resp[i] for i in mb)
             logp = torch.zeros(len(mb), width, device=self.device)
             ent = torch.zeros(len(mb), width, device=self.device)
@@ -240,7 +242,7 @@ class Learner:
             sums["loss"] = sums.get("loss", 0.0) + loss.item()
             return loss
 
-        self.engine.train()
+        self.model_engine.train()
         grad_norms = []
         for _ in range(epochs):
             grad_norms.append(self._optimizer_step(micro, loss_of))
@@ -256,14 +258,14 @@ class Learner:
     def compute_logprobs(self, seqs: list[list[int]]) -> list[list[float]]:
         if not seqs:
             return []
-        self.engine.eval()
-        out = token_logprobs(self.engine.module, seqs, pad_id=self.pad_id)
+        self.model_engine.eval()
+        out = token_logprobs(self.model_engine.module, seqs, pad_id=self.pad_id)
         return [t.tolist() for t in out]
 
     # ---- weights ----------------------------------------------------------------------------
     def _named_weights(self) -> list[tuple[str, torch.nn.Parameter]]:
         """Every tensor of the HF checkpoint, tied `lm_head.weight` included under its own name."""
-        module = self.engine.module
+        module = self.model_engine.module
         named = list(module.named_parameters(remove_duplicate=False))
         if module.config.tie_word_embeddings and all(n != "lm_head.weight" for n, _ in named):
             named.append(("lm_head.weight", module.get_input_embeddings().weight))
@@ -304,10 +306,10 @@ class Learner:
 
     # ---- checkpoints ------------------------------------------------------------------------
     def save_checkpoint(self, path: str, client_state: dict) -> None:
-        self.engine.save_checkpoint(path, tag="state", client_state={"spark_rl": client_state, "steps": self.steps})
+        self.model_engine.save_checkpoint(path, tag="state", client_state={"spark_rl": client_state, "steps": self.steps})
 
     def load_checkpoint(self, path: str) -> dict:
-        _, client = self.engine.load_checkpoint(path, tag="state", load_optimizer_states=True,
+        _, client = self.model_engine.load_checkpoint(path, tag="state", load_optimizer_states=True,
                                                 load_lr_scheduler_states=True)
         if client is None:
             raise FileNotFoundError(f"no learner checkpoint in {path}")
@@ -320,7 +322,7 @@ class Learner:
         out = Path(out_dir)
         if self.rank == 0:
             out.mkdir(parents=True, exist_ok=True)
-            module = self.engine.module
+            module = self.model_engine.module
             if module.config.tie_word_embeddings:
                 sd.pop("lm_head.weight", None)
             module.save_pretrained(out, state_dict=sd, safe_serialization=True)

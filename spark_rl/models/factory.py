@@ -100,3 +100,10 @@ def build_base_model(out_dir: str | os.PathLike, preset: str = "tiny", seed: int
 
 def count_parameters(model: torch.nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
+
+
+def base_model_dir(preset: str, seed: int = 0) -> Path:
+    """A random model of `preset` with the domain tokenizer, in the cache (built on first use)."""
+    from spark_rl.paths import cache_dir
+
+    return build_base_model(cache_dir() / "models" / f"base-{preset}-s{seed}", preset=preset, seed=seed)

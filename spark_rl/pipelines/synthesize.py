@@ -17,133 +17,30 @@ import json
 import logging
 import random
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
-from spark_rl.config.checks import Schema
-from spark_rl.config import config_hash, require
-from spark_rl.config.cluster import ClusterConfig
-from spark_rl.config.engines import GeneratorConfig
-from spark_rl.config.resources import ResourceSpec
-from spark_rl.tasks.domain import DomainConfig
-from spark_rl.verification.aggregate import AggregationConfig
+from spark_rl.config import config_hash
+from spark_rl.config.synthesize import (  # noqa: F401  (the schema, re-exported where it was defined before)
+    DATASET_VARIANTS,
+    META_BASES,
+    CurationSection,
+    GeneratorPass,
+    MetaCritiqueSection,
+    ModelsSection,
+    SynthDataSection,
+    SynthesizeConfig,
+    VerifierPass,
+)
 
 log = logging.getLogger(__name__)
 
-DATASET_VARIANTS = ("single", "outcome-consistency", "step-consistency", "reference-guided", "meta-critique-base",
-                    "meta-critique-outcome")
-META_BASES = ("base", "outcome")
+def load_problems(data: SynthDataSection) -> list[tuple]:
+    """(Problem, exact-label source or None) pairs of the data section."""
+    from spark_rl.trainer.data import arith_problem, benchmark_problems
 
-
-@dataclass
-class ModelsSection(Schema):
-    policy_path: str = ""           # empty: the bootstrap's policy
-    verifier_path: str = ""         # empty: the bootstrap's verifier
-    bootstrap_config: str = "configs/demo/bootstrap.yaml"
-
-
-@dataclass
-class SynthDataSection(Schema):
-    n_problems: int = 48
-    seed: int = 20_000              # disjoint from bootstrap (0, 1), RL (2) and eval (10_000) draws
-    domain: DomainConfig = field(default_factory=DomainConfig)
-    # empty: the embedded arithmetic domain (exact step labels -> quality report); else a benchmark
-    # name (the files shipped in the package, spark_rl/assets/data) or a JSONL path (answers graded
-    # with math-verify; no step labels)
-    benchmark: str = ""
-
-    def load(self) -> list[tuple]:
-        """(Problem, exact-label source or None) pairs."""
-        from spark_rl.trainer.data import arith_problem, benchmark_problems
-
-        if self.benchmark:
-            return [(p, None) for p in benchmark_problems(self.benchmark, limit=self.n_problems)]
-        return [(arith_problem(p), p) for p in self.domain.problems(self.n_problems, self.seed)]
-
-    def validate(self) -> None:
-        require(self.n_problems >= 1, "n_problems", "must be >= 1")
-
-
-@dataclass
-class GeneratorPass(Schema):
-    n: int = 8
-    temperature: float = 0.7
-    top_p: float = 0.95
-    max_new_tokens: int = 160
-    workers: int = 1
-    resources: ResourceSpec = field(default_factory=ResourceSpec)        # per worker
-    engine: GeneratorConfig = field(default_factory=lambda: GeneratorConfig(max_model_len=512))  # model_path: models
-
-    def validate(self) -> None:
-        require(self.n >= 1, "n", "must be >= 1")
-        require(self.workers >= 1, "workers", "must be >= 1")
-
-
-@dataclass
-class CurationSection(Schema):
-    enabled: bool = True            # uses ground truth for selection only
-    max_correct: int = 3
-    max_incorrect: int = 3
-
-
-@dataclass
-class VerifierPass(Schema):
-    n: int = 16
-    reference_n: int = 8            # reference-guided baseline (0: skip)
-    temperature: float = 0.8
-    top_p: float = 0.95
-    max_new_tokens: int = 400
-    workers: int = 1
-    resources: ResourceSpec = field(default_factory=ResourceSpec)
-    engine: GeneratorConfig = field(default_factory=lambda: GeneratorConfig(max_model_len=1024))
-
-    def validate(self) -> None:
-        require(self.n >= 1, "n", "must be >= 1")
-        require(self.workers >= 1, "workers", "must be >= 1")
-        require(self.reference_n >= 0, "reference_n", "must be >= 0")
-
-
-@dataclass
-class MetaCritiqueSection(Schema):
-    bases: list[str] = field(default_factory=lambda: list(META_BASES))   # [] switches the passes off
-    rounds: int = 1
-    critique_max_new_tokens: int = 200
-    merge_max_new_tokens: int = 400
-
-    def validate(self) -> None:
-        require(self.rounds >= 1, "rounds", "must be >= 1")
-        for b in self.bases:
-            require(b in META_BASES, "bases", f"unknown base {b!r} ({', '.join(META_BASES)})")
-
-
-@dataclass
-class SynthesizeConfig(Schema):
-    output_dir: str = "runs/demo/synthesize"
-    seed: int = 0
-    shards: int = 6
-    report_ns: list[int] = field(default_factory=lambda: [1, 2, 4, 8, 16])
-    cluster: ClusterConfig = field(default_factory=lambda: ClusterConfig(num_cpus=8, log_to_driver=False))
-    models: ModelsSection = field(default_factory=ModelsSection)
-    data: SynthDataSection = field(default_factory=SynthDataSection)
-    generator: GeneratorPass = field(default_factory=GeneratorPass)
-    curation: CurationSection = field(default_factory=CurationSection)
-    verifier: VerifierPass = field(default_factory=VerifierPass)
-    aggregation: AggregationConfig = field(default_factory=AggregationConfig)
-    meta_critique: MetaCritiqueSection = field(default_factory=MetaCritiqueSection)
-
-    def validate(self) -> None:
-        require(self.shards >= 1, "shards", "must be >= 1")
-        require(all(1 <= n <= self.verifier.n for n in self.report_ns), "report_ns",
-                f"every N must be in 1..verifier.n ({self.verifier.n})")
-
-    def raw_fingerprint(self) -> str:
-        """What the raw shards depend on (aggregation and reporting do not invalidate them)."""
-        return config_hash({"seed": self.seed, "shards": self.shards, "models": self.models, "data": self.data,
-                            "generator": self.generator, "curation": self.curation, "verifier": self.verifier})
-
-    def meta_fingerprint(self) -> str:
-        return config_hash({"raw": self.raw_fingerprint(), "aggregation": self.aggregation,
-                            "meta_critique": self.meta_critique})
+    if data.benchmark:
+        return [(p, None) for p in benchmark_problems(data.benchmark, limit=data.n_problems)]
+    return [(arith_problem(p), p) for p in data.domain.problems(data.n_problems, data.seed)]
 
 
 # ---- pure steps ------------------------------------------------------------------------------
@@ -192,7 +89,7 @@ class Synthesizer:
 
         self.cfg, self.policy, self.verifier, self.progress = cfg, policy, verifier, progress
         self.out = Path(cfg.output_dir)
-        self.problems = cfg.data.load()
+        self.problems = load_problems(cfg.data)
         n_shards = min(cfg.shards, len(self.problems))
         self.store = ShardStore(self.out, "raw", cfg.raw_fingerprint(), n_shards)
         self.meta_store = ShardStore(self.out, "meta", cfg.meta_fingerprint(), n_shards) if cfg.meta_critique.bases else None

@@ -16,73 +16,17 @@ import json
 import logging
 import time
 from collections import Counter
-from dataclasses import dataclass, field
 from pathlib import Path
 
-from spark_rl.config.checks import Schema
-from spark_rl.config import require, require_choice
-from spark_rl.config.cluster import ClusterConfig
-from spark_rl.config.engines import GeneratorConfig
-from spark_rl.config.resources import ResourceSpec
-from spark_rl.tasks.domain import DomainConfig
-from spark_rl.verification.prm_formats import FORMATS
+from spark_rl.config.prm import (  # noqa: F401  (re-exported)
+    MODES,
+    CriticSection,
+    EvalDataSection,
+    EvalPRMConfig,
+    PRMModel,
+)
 
 log = logging.getLogger(__name__)
-MODES = ("generative", "critic")
-
-
-@dataclass
-class PRMModel(Schema):
-    name: str = ""
-    path: str = ""
-    format: str = "prm-cot"
-    mode: str = "generative"
-
-    def validate(self) -> None:
-        require(bool(self.name) and bool(self.path), "name", "every model needs a name and a path")
-        require_choice(self.mode, "mode", set(MODES))
-        require(self.format in FORMATS and self.format != "orm", "format",
-                "must be prm, prm-cot or think (an ORM names no step)")
-
-
-@dataclass
-class EvalDataSection(Schema):
-    # "arith": a synthetic ProcessBench from the embedded domain (exact labels); a subset name of
-    # the shipped ProcessBench (gsm8k, math, olympiadbench, omnimath); or a JSONL path in ProcessBench schema
-    sources: list[str] = field(default_factory=lambda: ["arith"])
-    arith_n: int = 200
-    arith_seed: int = 30_000            # disjoint from every other draw of the embedded domain
-    domain: DomainConfig = field(default_factory=DomainConfig)
-    limit: int = 0                      # rows per source (0: all)
-
-
-@dataclass
-class CriticSection(Schema):
-    k: int = 1                          # 1: greedy; > 1: vote over k samples
-    temperature: float = 1.0
-
-    def validate(self) -> None:
-        require(self.k >= 1, "k", "must be >= 1")
-
-
-@dataclass
-class EvalPRMConfig(Schema):
-    output_dir: str = "runs/demo/eval_prm"
-    seed: int = 0
-    models: list[PRMModel] = field(default_factory=list)
-    train_prm_dir: str = ""             # also evaluate every student under a `train-prm` output folder
-    data: EvalDataSection = field(default_factory=EvalDataSection)
-    critic: CriticSection = field(default_factory=CriticSection)
-    max_new_tokens: int = 512
-    workers: int = 1
-    resources: ResourceSpec = field(default_factory=ResourceSpec)
-    engine: GeneratorConfig = field(default_factory=lambda: GeneratorConfig(max_model_len=2048))
-    cluster: ClusterConfig = field(default_factory=lambda: ClusterConfig(num_cpus=8, log_to_driver=False))
-
-    def validate(self) -> None:
-        require(self.max_new_tokens >= 1, "max_new_tokens", "must be >= 1")
-
-
 # ---- pure pieces -----------------------------------------------------------------------------
 def vote(indices: list[int | None]) -> int | None:
     """Most common parsed index; ties go to the smallest index; None if nothing parsed."""

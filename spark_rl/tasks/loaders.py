@@ -22,6 +22,10 @@ from datasets import Dataset
 
 from spark_rl.config.checks import DataFormatError  # noqa: F401  (raised here, caught by the CLI)
 
+# What the policy sees of a benchmark problem in `train-rl` (and, by default, in `spark-rl eval`):
+# the problem text and a newline, no chat template. `{problem}` is replaced by the stripped text.
+POLICY_PROMPT = "{problem}\n"
+
 log = logging.getLogger(__name__)
 
 BENCHMARK_FILES = {

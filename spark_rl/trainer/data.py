@@ -5,6 +5,8 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
+from spark_rl.tasks.loaders import POLICY_PROMPT  # noqa: F401  (re-exported: train-rl's prompt)
+
 
 @dataclass
 class Problem:
@@ -60,9 +62,6 @@ def arith_problem(p) -> Problem:
     return Problem(id=p.id, prompt=policy_prompt(p), question=p.question, answer=str(p.answer))
 
 
-# What the policy sees of a benchmark problem in `train-rl` (and, by default, in `spark-rl eval`):
-# the problem text and a newline, no chat template. `{problem}` is replaced by the stripped text.
-POLICY_PROMPT = "{problem}\n"
 
 
 def render_prompt(template: str, problem: str) -> str:

@@ -1,0 +1,48 @@
+"""Schema of `spark-rl demo`: which stage configs it chains and the Stage 3 runs it compares.
+Dataclasses only: `spark_rl.pipelines.demo` runs the stages."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from spark_rl.config.checks import Schema, require
+
+
+@dataclass
+class RLRun(Schema):
+    name: str = ""
+    overrides: list[str] = field(default_factory=list)   # dotted RL-config overrides, e.g. reward.kind=rlvr
+    prm_student: str = ""       # the Stage 2 student this run's PRM reward uses (empty: the demo's prm_student)
+
+    def validate(self) -> None:
+        require(bool(self.name) and "/" not in self.name, "name", "must be a non-empty folder name")
+
+
+def _default_runs() -> list[RLRun]:
+    return [RLRun("prm-cot-gate", ["reward.kind=process_aware", "reward.use_gate=true"]),
+            RLRun("rlvr", ["reward.kind=rlvr", "reward.use_gate=true"]),
+            RLRun("prm-cot-no-gate", ["reward.kind=process_aware", "reward.use_gate=false"])]
+
+
+@dataclass
+class DemoConfig(Schema):
+    output_dir: str = "runs/demo"
+    bootstrap: str = "configs/demo/bootstrap.yaml"
+    synthesize: str = "configs/demo/synthesize.yaml"
+    train_prm: str = "configs/demo/train_prm.yaml"
+    eval_prm: str = "configs/demo/eval_prm.yaml"
+    rl: str = "configs/demo/rlvr.yaml"
+    # Stage 2 students to train and compare (Stage 1 variant names); the first one that is
+    # `prm_student` becomes the Stage 3 reward model.
+    stage2_variants: list[str] = field(default_factory=lambda: ["single", "step-consistency", "meta-critique-outcome"])
+    prm_student: str = "step-consistency"
+    rl_runs: list[RLRun] = field(default_factory=_default_runs)
+    rl_overrides: list[str] = field(default_factory=list)    # applied to every RL run
+    stage_overrides: dict[str, list[str]] = field(default_factory=dict)   # stage name -> extra overrides
+
+    def validate(self) -> None:
+        require(self.prm_student in self.stage2_variants, "prm_student", "must be one of stage2_variants")
+        require(len({r.name for r in self.rl_runs}) == len(self.rl_runs), "rl_runs", "names must be unique")
+        for k in self.stage_overrides:
+            require(k in ("bootstrap", "synthesize", "train_prm", "eval_prm"), "stage_overrides",
+                    f"unknown stage {k!r} (bootstrap, synthesize, train_prm, eval_prm)")
