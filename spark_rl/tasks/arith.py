@@ -215,21 +215,15 @@ def operations_line(p: ArithProblem) -> str:
     return "Operations: " + " ".join(f"({k}) {op_phrase(op, b)}" for k, (op, b) in enumerate(p.ops, start=1))
 
 
-def step_title(step: str, k: int, n_steps: int, answer: str | None = None) -> str:
+def step_title(step: str, k: int, n_steps: int) -> str:
     """The heading of the verifier's check of step k (1-based): the student's step copied as it
     stands (`7 - 6 = 4`; text after the equation dropped). A tiny model copies a `Step k:` line
     reliably, which it cannot do for "the k-th step's result" somewhere in the prompt; the number
-    the check compares against then sits right above it. The last step's heading also copies the
-    final answer as the prompt shows it (`. The answer is \\boxed{4}.`): the answer check then
-    reads the student's answer from the heading instead of guessing it."""
+    the check compares against then sits right above it."""
     body = _STEP_PREFIX.sub("", " ".join(step.split())).replace("<step>", "").replace("</step>", "")
     m = _EQ.search(body)
     what = m.group(0) if m else (body if len(body) <= 40 else body[:37] + "...")
-    if k != n_steps:
-        return what
-    if answer is not None:
-        what += f". The answer is \\boxed{{{answer.strip()}}}."
-    return f"{what} (last step)"
+    return f"{what} (last step)" if k == n_steps else what
 
 
 def _redo(k: int, op: str, b: int, prev: int, value: int) -> str:
@@ -280,16 +274,11 @@ def step_analyses(p: ArithProblem, steps: list[str], answer: str | None = None) 
             out[-1] += f" Op {len(steps) + 1} is not done."
         elif answer is None:
             out[-1] += " There is no final answer."
+        elif answer.strip() != str(prev):
+            out[-1] += f" The answer should be {prev}, not {answer.strip()}."
         else:
-            out[-1] += _answer_check(answer, prev)
+            out[-1] += f" The answer {prev} is right."
     return out
-
-
-def _answer_check(answer: str, value: int) -> str:
-    """The last step's check of the final answer, in the order of a step check: the student's answer
-    (read from the heading), then the grader's own result, then the comparison of the two."""
-    same = "It matches." if answer.strip() == str(value) else "It does not match."
-    return f" The answer is {answer.strip()}; the steps make {value}. {same}"
 
 
 def mistaken_analyses(p: ArithProblem, steps: list[str], labels: list[bool], rng: random.Random,
@@ -323,5 +312,5 @@ def mistaken_analyses(p: ArithProblem, steps: list[str], labels: list[bool], rng
             out.append(f"{_redo(i + 1, op, b, prev, want)}; {_has(eq)}. It builds on an earlier error.")
         prev = want
     if out and first_bad == len(labels):
-        out[-1] += _answer_check(answer, prev) if answer else " There is no final answer."
+        out[-1] += f" The answer {answer.strip() if answer else prev} is right."
     return out

@@ -100,8 +100,7 @@ def verification_target(p: ArithProblem, solution: str) -> VerificationTarget:
     check = check_solution(p, solution)
     labels = [bool(x) for x in check.step_correct]
     shown = present_solution(split.steps, check.answer)
-    titles = [step_title(step, k, len(split.steps), check.answer)
-              for k, step in enumerate(split.steps, start=1)]
+    titles = [step_title(step, k, len(split.steps)) for k, step in enumerate(split.steps, start=1)]
     return VerificationTarget(split.steps, labels, bool(check.answer_correct) and all(labels),
                               step_analyses(p, split.steps, check.answer), shown, titles,
                               operations_line(p), check.answer)
