@@ -189,10 +189,25 @@ class ActorGroup:
     def _start_timeout(self) -> float:
         return self.replace_timeout_s if self.can_start_now() else 0.0
 
-    def _welcome(self, new: list[_Worker]) -> None:
-        if self.on_new_worker is not None:
-            for w in new:
+    def _welcome(self, new: list[_Worker]) -> list[_Worker]:
+        """Bring new workers up to date (`on_new_worker`, e.g. the weight sync); one that dies while
+        it is brought up to date counts as died while starting (logged, dropped). Returns the rest."""
+        if self.on_new_worker is None:
+            return new
+        kept = []
+        for w in new:
+            try:
                 self.on_new_worker(w.handle)
+            except ACTOR_FAILURES as e:
+                log.warning("group %s: worker %d died while joining (%s)", self.name, w.index, type(e).__name__)
+                self.ledger.event("start_failed", index=w.index, reason=f"welcome: {type(e).__name__}")
+                try:
+                    ray.kill(w.handle, no_restart=True)
+                except Exception:
+                    pass
+                continue
+            kept.append(w)
+        return kept
 
     def add(self, n: int, sync: bool = True, timeout: float | None = None) -> list[Any]:
         """Start `n` more workers; with `sync`, bring each up to date with `on_new_worker`. Workers
@@ -203,7 +218,7 @@ class ActorGroup:
         self.target = self.size + len(self.pending) + n
         new = self._spawn(n, timeout=self._start_timeout() if timeout is None else timeout)
         if sync:
-            self._welcome(new)
+            new = self._welcome(new)
         self._workers.extend(new)
         self.ledger.event("add", n=n, started=len(new), pending=len(self.pending), size=self.size)
         return [w.handle for w in new]
@@ -268,24 +283,24 @@ class ActorGroup:
             room = max(0, self.target - self.size)
             for w in joined[room:]:       # the group was shrunk meanwhile
                 ray.kill(w.handle, no_restart=True)
-            joined = joined[:room]
-            self._welcome(joined)
+            joined = self._welcome(joined[:room])
             self._workers.extend(joined)
             out["joined"] = len(joined)
         missing = self.target - self.size - len(self.pending)
         if missing > 0:
-            new = self._spawn(missing, timeout=self._start_timeout())
-            self._welcome(new)
+            new = self._welcome(self._spawn(missing, timeout=self._start_timeout()))
             self._workers.extend(new)
             out["started"] = len(new)
         if not self._workers and self.pending:   # nothing live: wait for a pending one
             joined, self.pending = self._wait_ready(self.pending, self.replace_timeout_s)
-            self._welcome(joined)
+            joined = self._welcome(joined)
             self._workers.extend(joined)
             out["joined"] += len(joined)
         if not self._workers:
-            raise GroupUnrecoverable(f"group {self.name}: no live workers and none could start "
-                               f"(per worker {self.demand}; available {ray.available_resources()})")
+            # every start (or its welcome) failed: keep starting within the replacement budget and
+            # the timeout, as for a group whose last worker died mid-call (raises when it gives up)
+            self._replace_last(_Worker(None, -1, {}), "reconcile: no live worker")
+            out["started"] += 1
         if any(out.values()):
             self.ledger.event("reconcile", size=self.size, pending=len(self.pending), **out)
         return out
@@ -335,13 +350,8 @@ class ActorGroup:
             joined, _ = self._wait_ready(finished, 0)
             lost = len(finished) - len(joined)
             for w in joined:
-                try:
-                    self._welcome([w])
-                except ACTOR_FAILURES as e:
+                if not self._welcome([w]):      # died while joining: counted, replaced again
                     lost += 1
-                    log.warning("group %s: replacement %d died while joining (%s)", self.name, w.index,
-                                type(e).__name__)
-                    self.ledger.event("start_failed", index=w.index, reason=f"welcome: {type(e).__name__}")
                     continue
                 self._workers.append(w)
             died_starting += lost
