@@ -201,10 +201,7 @@ class ActorGroup:
             except ACTOR_FAILURES as e:
                 log.warning("group %s: worker %d died while joining (%s)", self.name, w.index, type(e).__name__)
                 self.ledger.event("start_failed", index=w.index, reason=f"welcome: {type(e).__name__}")
-                try:
-                    ray.kill(w.handle, no_restart=True)
-                except Exception:
-                    pass
+                _kill_quietly(w.handle)
                 continue
             kept.append(w)
         return kept
@@ -248,10 +245,7 @@ class ActorGroup:
 
     def kill_all(self) -> None:
         for h in [w.handle for w in self._workers] + [p.handle for p in self.pending]:
-            try:
-                ray.kill(h, no_restart=True)
-            except Exception:  # already dead
-                pass
+            _kill_quietly(h)
         self._workers, self.pending = [], []
 
     def reconcile(self, ping_timeout_s: float = 30.0) -> dict:
@@ -272,10 +266,7 @@ class ActorGroup:
                     self.ledger.event("dead", index=w.index, node_id=w.info.get("node_id"), reason=type(e).__name__)
                     log.warning("group %s: worker %d (node %s) is gone (%s)", self.name, w.index,
                                 str(w.info.get("node_id"))[:8], type(e).__name__)
-                    try:
-                        ray.kill(w.handle, no_restart=True)
-                    except Exception:
-                        pass
+                    _kill_quietly(w.handle)
             self._workers = alive
         if self.pending:
             joined, late = self._wait_ready(self.pending, 0)
@@ -475,6 +466,14 @@ class ActorGroup:
         st, self._stats = self._stats, self._empty_stats()
         return {**{k: v for k, v in st.items() if k != "workers_used"}, "workers_used": len(st["workers_used"]),
                 "size": self.size, "pending": len(self.pending), "replaced_total": self.ledger.replaced_workers}
+
+
+def _kill_quietly(handle: Any) -> None:
+    """`ray.kill` of an actor that may already be gone."""
+    try:
+        ray.kill(handle, no_restart=True)
+    except Exception:  # already dead
+        pass
 
 
 def kill_and_wait(handle: Any, timeout_s: float = 60.0) -> None:

@@ -74,25 +74,21 @@ class FrozenDict(dict):
         return FrozenDict, (dict(self),)
 
 
-def _frozen(value: Any) -> Any:
-    """`value` made read-only: schemas in place, lists and dicts (at any depth) as frozen copies."""
+def freeze(value: Any) -> Any:
+    """Make `value` and everything inside it read-only and return it: schemas in place, lists and
+    dicts (at any depth) as frozen copies."""
     if isinstance(value, list):
-        return FrozenList(_frozen(x) for x in value)
+        return FrozenList(freeze(x) for x in value)
     if isinstance(value, tuple):
-        return tuple(_frozen(x) for x in value)
+        return tuple(freeze(x) for x in value)
     if isinstance(value, dict):
-        return FrozenDict({k: _frozen(v) for k, v in value.items()})
+        return FrozenDict({k: freeze(v) for k, v in value.items()})
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         for f in dataclasses.fields(value):
-            object.__setattr__(value, f.name, _frozen(getattr(value, f.name)))
+            object.__setattr__(value, f.name, freeze(getattr(value, f.name)))
         if isinstance(value, Schema):
             object.__setattr__(value, "_frozen_", True)
     return value
-
-
-def freeze(obj: Any) -> Any:
-    """Make `obj` and everything inside it (schemas, lists, dicts) read-only; returns `obj`."""
-    return _frozen(obj)
 
 
 def is_frozen(obj: Any) -> bool:
