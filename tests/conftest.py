@@ -61,7 +61,7 @@ def tiny_rl_config(out_dir, steps: int, prompts: int = 4, group_size: int = 4, m
 
 def _easy_bootstrap(tmp_path_factory, build):
     from spark_rl.tasks.domain import DomainConfig
-    from spark_rl.trainer.bootstrap import BootstrapConfig, PolicyBootstrap, VerifierBootstrap, bootstrap
+    from spark_rl.bootstrap import BootstrapConfig, PolicyBootstrap, VerifierBootstrap, bootstrap
 
     cfg = BootstrapConfig(build=build, out_dir=str(tmp_path_factory.mktemp("bootstrap")), domain=DomainConfig(**EASY),
                           policy=PolicyBootstrap(steps=120, batch_size=32, train_problems=1000, warmup_steps=10),
@@ -74,7 +74,7 @@ def easy_policy(tmp_path_factory):
     """A tiny policy briefly fine-tuned on 1-2 step problems (HF folder)."""
     cfg, res = _easy_bootstrap(tmp_path_factory, ["policy"])
     assert res.report["policy"]["final_loss"] < res.report["policy"]["first_loss"] / 3
-    from spark_rl.trainer.bootstrap import bootstrap
+    from spark_rl.bootstrap import bootstrap
 
     assert bootstrap(cfg, progress=False, evaluate=False).policy == res.policy   # cached: nothing retrained
     return str(res.policy)

@@ -65,7 +65,7 @@ def test_every_shipped_config_loads_and_validates():
     from spark_rl.config import load_config
     from spark_rl.config.rl import RLConfig
     from spark_rl.pipelines.synthesize import SynthesizeConfig
-    from spark_rl.trainer.bootstrap import BootstrapConfig
+    from spark_rl.bootstrap import BootstrapConfig
 
     root = Path(__file__).resolve().parents[1] / "configs"
     from spark_rl.pipelines.demo import DemoConfig

@@ -24,7 +24,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
                     "spark_rl.models", "spark_rl.paths")),
     ("engines", ("spark_rl.engines",)),
     ("actors", ("actors",)),
-    ("drivers", ("spark_rl.trainer", "spark_rl.pipelines", "spark_rl.prm", "spark_rl.commands", "spark_rl.cli")),
+    ("drivers", ("spark_rl.bootstrap", "spark_rl.trainer", "spark_rl.pipelines", "spark_rl.prm", "spark_rl.commands", "spark_rl.cli")),
 ]
 # what a layer may not import, whatever imports it in turn
 FORBIDDEN = {"pure logic": ("ray", "vllm", "deepspeed"), "engines": ("ray",)}

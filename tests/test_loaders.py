@@ -134,7 +134,7 @@ def test_cli_names_a_bad_data_file_in_one_line(tmp_path):
 
     bad = tmp_path / "bad.jsonl"
     bad.write_text(json.dumps({"problem": "ok", "answer": "1"}) + "\n" + json.dumps({"problem": "p"}) + "\n")
-    from spark_rl.trainer.bootstrap import SHIPPED_DIR
+    from spark_rl.bootstrap import SHIPPED_DIR
 
     policy = next(SHIPPED_DIR.glob("policy-*"))
     r = subprocess.run([sys.executable, "-m", "spark_rl.cli", "eval", "--model", str(policy), "--data", str(bad),

@@ -1,5 +1,5 @@
 """Schema of `spark-rl bootstrap` (the embedded default's tiny policy and verifier) and the keys its
-models are cached and shipped under. Dataclasses only (no torch, no Ray): `spark_rl.trainer.bootstrap`
+models are cached and shipped under. Dataclasses only (no torch, no Ray): `spark_rl.bootstrap`
 trains what it describes."""
 
 from __future__ import annotations

@@ -28,7 +28,7 @@ def resolve_model_paths(paths: dict[str, str], bootstrap_config: str,
     if all(paths.values()):
         return dict(paths)
     from spark_rl.config import load_config
-    from spark_rl.trainer.bootstrap import BootstrapConfig, bootstrap
+    from spark_rl.bootstrap import BootstrapConfig, bootstrap
 
     bcfg = load_config(BootstrapConfig, bootstrap_config)
     if build is not None:
