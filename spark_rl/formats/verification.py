@@ -68,23 +68,29 @@ def parse_verification(text: str, expected_steps: int | None = None) -> ParsedVe
             numbers.append(int(m.group(1)))
         except ValueError:   # absurdly long digit runs
             numbers.append(-1)
+    return ParsedVerification(labels, numbers, final, _flags(labels, numbers, final, expected_steps))
+
+
+def _flags(labels: list[bool | None], numbers: list[int], final: bool | None,
+           expected_steps: int | None) -> tuple[str, ...]:
+    """What is wrong with a parsed verification, in both formats (the step numbers as written)."""
     flags = []
-    if not heads:
+    if not numbers:
         flags.append("no_steps")
     if any(lab is None for lab in labels):
         flags.append("missing_verdict")
     if len(set(numbers)) != len(numbers):
         flags.append("duplicate_step")
-    if numbers and numbers != list(range(1, len(numbers) + 1)) and "duplicate_step" not in flags:
+    elif numbers and numbers != list(range(1, len(numbers) + 1)):
         flags.append("non_sequential")
     if final is None:
         flags.append("missing_final")
-    if expected_steps is not None and heads:
-        if len(heads) < expected_steps:
+    if expected_steps is not None and numbers:
+        if len(numbers) < expected_steps:
             flags.append("missing_steps")
-        elif len(heads) > expected_steps:
+        elif len(numbers) > expected_steps:
             flags.append("extra_steps")
-    return ParsedVerification(labels, numbers, final, tuple(flags))
+    return tuple(flags)
 
 
 def _title(step: str, limit: int = 48) -> str:
@@ -132,18 +138,4 @@ def parse_step_labels(text: str, expected_steps: int | None = None) -> ParsedVer
     final = None if not final_matches else final_matches[-1].lower() == "yes"
     numbers = [int(n) if len(n) < 9 else -1 for n, _ in found]
     labels: list[bool | None] = [v.lower() == "correct" for _, v in found]
-    flags = []
-    if not found:
-        flags.append("no_steps")
-    if len(set(numbers)) != len(numbers):
-        flags.append("duplicate_step")
-    elif numbers and numbers != list(range(1, len(numbers) + 1)):
-        flags.append("non_sequential")
-    if final is None:
-        flags.append("missing_final")
-    if expected_steps is not None and found:
-        if len(found) < expected_steps:
-            flags.append("missing_steps")
-        elif len(found) > expected_steps:
-            flags.append("extra_steps")
-    return ParsedVerification(labels, numbers, final, tuple(flags))
+    return ParsedVerification(labels, numbers, final, _flags(labels, numbers, final, expected_steps))
