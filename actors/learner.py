@@ -128,8 +128,12 @@ class LearnerGroup:
                                   ).remote(r, num_ranks)
             for r in range(num_ranks)
         ]
-        addr, port = ray.get(self.workers[0].address.remote())
-        self.placement = get_all([w.setup.remote(model_path, cfg, addr, port) for w in self.workers])
+        try:
+            addr, port = ray.get(self.workers[0].address.remote())
+            self.placement = get_all([w.setup.remote(model_path, cfg, addr, port) for w in self.workers])
+        except BaseException:
+            self.shutdown()    # a rank that failed to start leaves neither ranks nor its placement group
+            raise
 
     def colocated_options(self, index: int) -> dict:
         """Ray options that place a worker in rank `index % num_ranks`'s bundle (same node, and

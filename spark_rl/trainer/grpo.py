@@ -14,6 +14,7 @@ import json
 import logging
 import random
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -82,25 +83,31 @@ class GRPOTrainer:
         rcfg = cfg.rollout
         engine = dataclasses.replace(rcfg.engine, model_path=policy_path)   # the config stays as loaded
         colocate = cfg.reference.resources if cfg.reference.colocate_with_learner else None
-        self.learner = LearnerGroup(policy_path, cfg.learner.engine, cfg.learner.num_ranks, cfg.learner.resources,
-                                    colocate=colocate)
         # the groups by name; the elastic controller resizes them and replaces the reward group
         self.groups: dict[str, ActorGroup | None] = {"rollout": None, "reward": None, "reference": None}
-        self.groups["rollout"] = rollout_group("rollout", engine, rcfg.resources, rcfg.num_workers,
-                                               on_new_worker=lambda h: self.sync_weights([h]),
-                                               **self._elastic_settings(rcfg.resources))
-        if cfg.grpo.loss.kl_coef > 0:
-            scfg = ScorerConfig(model_path=policy_path, dtype=cfg.learner.engine.dtype,
-                                micro_batch_tokens=cfg.reference.micro_batch_tokens, device=cfg.reference.device)
-            if colocate is not None:   # placed in the learner ranks' bundles: no demand of its own
-                ref_opts, n_ref, ref_res = self.learner.colocated_options, cfg.learner.num_ranks, None
-            else:
-                ref_opts, n_ref = (lambda i: worker_options(cfg.reference.resources)), cfg.reference.num_workers
-                ref_res = cfg.reference.resources
-            self.groups["reference"] = ActorGroup(
-                "reference", lambda i: ReferenceWorker.options(**ref_opts(i)).remote(scfg, i), n_ref,
-                **self._elastic_settings(ref_res))
-        self.groups["reward"] = self._make_reward_group(cfg.reward)
+        self.learner: LearnerGroup | None = None
+
+        def learner_and_colocated_reference():
+            self.learner = LearnerGroup(policy_path, cfg.learner.engine, cfg.learner.num_ranks,
+                                        cfg.learner.resources, colocate=colocate)
+            if colocate is not None and cfg.grpo.loss.kl_coef > 0:
+                self.groups["reference"] = self._make_reference_group()
+
+        def rollout():
+            self.groups["rollout"] = rollout_group("rollout", engine, rcfg.resources, rcfg.num_workers,
+                                                   on_new_worker=lambda h: self.sync_weights([h]),
+                                                   **self._elastic_settings(rcfg.resources))
+
+        def reference():
+            self.groups["reference"] = self._make_reference_group()
+
+        def reward():
+            self.groups["reward"] = self._make_reward_group(cfg.reward)
+
+        starts = [learner_and_colocated_reference, rollout, reward]
+        if cfg.grpo.loss.kl_coef > 0 and colocate is None:
+            starts.append(reference)
+        self._start_all(starts)
         self.tokenizer = None
         self.last_batch = None      # (problems, samples) of the step that just ran: its accounting
         # scaling, reward swap, health checks between steps
@@ -115,6 +122,32 @@ class GRPOTrainer:
         e = self.cfg.elastic
         return {"max_replacements": e.max_replacements, "replace_timeout_s": e.replace_timeout_s,
                 "demand": bundle(resources) if resources is not None else None}
+
+    def _start_all(self, starts: list) -> None:
+        """Run the group starts at once: each is seconds of worker processes importing torch and
+        building an engine, and one start leaves cores idle while it waits on Ray. When one fails,
+        what the others started is shut down before the error goes up, so a rebuilt run (the
+        supervisor) finds the cluster as free as the first try did."""
+        with ThreadPoolExecutor(max_workers=len(starts), thread_name_prefix="group-start") as pool:
+            futures = [pool.submit(start) for start in starts]
+        errors = [f.exception() for f in futures if f.exception() is not None]
+        if errors:
+            self.shutdown()
+            raise errors[0]
+
+    def _make_reference_group(self) -> ActorGroup:
+        """Reference workers (the frozen start policy's logprobs for the KL term): one per learner
+        rank in its placement bundle when colocated, else a group of its own."""
+        cfg = self.cfg
+        scfg = ScorerConfig(model_path=self.policy_path, dtype=cfg.learner.engine.dtype,
+                            micro_batch_tokens=cfg.reference.micro_batch_tokens, device=cfg.reference.device)
+        if cfg.reference.colocate_with_learner:   # placed in the learner ranks' bundles: no demand of its own
+            ref_opts, n_ref, ref_res = self.learner.colocated_options, cfg.learner.num_ranks, None
+        else:
+            ref_opts, n_ref = (lambda i: worker_options(cfg.reference.resources)), cfg.reference.num_workers
+            ref_res = cfg.reference.resources
+        return ActorGroup("reference", lambda i: ReferenceWorker.options(**ref_opts(i)).remote(scfg, i), n_ref,
+                          **self._elastic_settings(ref_res))
 
     def _make_reward_group(self, section: RewardSection) -> ActorGroup:
         """The reward group a `RewardSection` describes (model-free rule/random workers, or PRM
@@ -348,7 +381,8 @@ class GRPOTrainer:
 
     def shutdown(self) -> None:
         self.metrics.close()
-        self.learner.shutdown()
-        for grp in (self.rollout, self.reference, self.reward):
+        if self.learner is not None:
+            self.learner.shutdown()
+        for grp in self.groups.values():
             if grp is not None:
                 grp.kill_all()
