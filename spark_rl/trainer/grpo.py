@@ -83,6 +83,7 @@ class GRPOTrainer:
         rcfg = cfg.rollout
         engine = dataclasses.replace(rcfg.engine, model_path=policy_path)   # the config stays as loaded
         colocate = cfg.reference.resources if cfg.reference.colocate_with_learner else None
+        with_reference = cfg.grpo.loss.kl_coef > 0      # the KL term is the reference policy's only use
         # the groups by name; the elastic controller resizes them and replaces the reward group
         self.groups: dict[str, ActorGroup | None] = {"rollout": None, "reward": None, "reference": None}
         self.learner: LearnerGroup | None = None
@@ -90,7 +91,7 @@ class GRPOTrainer:
         def learner_and_colocated_reference():
             self.learner = LearnerGroup(policy_path, cfg.learner.engine, cfg.learner.num_ranks,
                                         cfg.learner.resources, colocate=colocate)
-            if colocate is not None and cfg.grpo.loss.kl_coef > 0:
+            if colocate is not None and with_reference:
                 self.groups["reference"] = self._make_reference_group()
 
         def rollout():
@@ -105,7 +106,7 @@ class GRPOTrainer:
             self.groups["reward"] = self._make_reward_group(cfg.reward)
 
         starts = [learner_and_colocated_reference, rollout, reward]
-        if cfg.grpo.loss.kl_coef > 0 and colocate is None:
+        if with_reference and colocate is None:
             starts.append(reference)
         self._start_all(starts)
         self.tokenizer = None
