@@ -145,7 +145,7 @@ def test_prm_reward_sends_only_gate_passing_text_and_counts_reasons():
     verification = render_verification(["a", "b", "c"], [True, True, False], False)
     completer = CannedCompleter([(verification, "ok"), (None, "prm_prompt_too_long"), ("garbage", "truncated")])
     prm = PRMReward("step_augmented", True, PRMConfig(), VariantConfig(), completer=completer)
-    batch = [inp(good), inp(good + " trailing"), inp(good), inp(""), inp(good)]
+    batch = [inp(good), inp(good + " trailing"), inp(solution(3, answer=7)), inp(""), inp(solution(4))]
     outs = prm.score(batch)
     assert len(completer.prompts) == 3                         # the gate-failing and the empty one never went
     assert all("trailing" not in p for p in completer.prompts)
@@ -154,6 +154,22 @@ def test_prm_reward_sends_only_gate_passing_text_and_counts_reasons():
     assert (outs[2].reward, outs[2].reason) == (0.0, "prm_prompt_too_long")
     assert outs[3].reason == "gate:empty"
     assert (outs[4].reward, outs[4].reason) == (0.0, "unparsable:truncated")
+
+
+def test_prm_reward_verifies_a_repeated_response_once():
+    # a GRPO group often repeats a response: the greedy PRM is asked once per distinct prompt, and
+    # every copy gets that verification (text after </answer> is not part of the PRM's prompt)
+    a, b = solution(3), solution(3, answer=7)
+    right = render_verification(["x", "y", "z"], [True, True, True], True)
+    wrong = render_verification(["x", "y", "z"], [True, False, False], False)
+    completer = CannedCompleter([(right, "ok"), (wrong, "ok")])
+    prm = PRMReward("process_aware", False, PRMConfig(), VariantConfig(), completer=completer)
+    outs = prm.score([inp(a, sid="0"), inp(b, sid="1"), inp(a, sid="2"), inp(a + " Also 1 + 1 = 2.", sid="3"),
+                      inp(b, sid="4")])
+    assert len(completer.prompts) == 2 and completer.prompts[0] != completer.prompts[1]
+    assert [o.reward for o in outs] == [1.0, 0.0, 1.0, 1.0, 0.0]
+    assert [o.info["prm_reused"] for o in outs] == [False, False, True, True, True]
+    assert all(o.info["prm_text"] == (right if o.reward else wrong) for o in outs)
 
 
 def test_remote_completer_retries_then_gives_up(monkeypatch):

