@@ -78,3 +78,7 @@ class RolloutWorker:
 
     def weights_version(self) -> int:
         return self.generator.weights_version
+
+    def load_checkpoint(self, model_path: str) -> int:
+        """Another checkpoint of the same model in place (eval-prm's next model)."""
+        return self.generator.load_checkpoint(model_path)

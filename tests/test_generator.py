@@ -72,3 +72,43 @@ def test_empty_and_overlong_prompts(generator):
     assert generator.sequence_logprobs([]) == []
     with pytest.raises(PromptTooLongError, match="prompt 1"):
         generator.generate(["short", "x " * 400], max_new_tokens=4)
+
+
+def test_load_checkpoint_swaps_in_another_model_of_the_same_shape(generator, tiny_model_dir, tmp_path):
+    # eval-prm keeps one engine for the Stage 2 students: the second student's weights, loaded in
+    # place, must give what that checkpoint gives in transformers (tied lm_head spelled out)
+    import json
+    import shutil
+    from pathlib import Path
+
+    from transformers import AutoModelForCausalLM
+
+    from spark_rl.engines.generator import same_model_shape
+
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir, torch_dtype=torch.float32).eval()
+    torch.manual_seed(1)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    other = tmp_path / "other"
+    model.save_pretrained(other)
+    for f in Path(tiny_model_dir).glob("*token*"):
+        shutil.copy(f, other / f.name)
+    assert same_model_shape(tiny_model_dir, str(other))
+    assert generator.load_checkpoint(str(other)) == len(generator.expected_tensors())
+    assert generator.model_path == str(other)
+    seq = generator.tokenizer("Start with 4. Add 5. <step>Step 1: 4 + 5 = 9</step>")["input_ids"]
+    got = torch.tensor(generator.sequence_logprobs([seq])[0])
+    assert (got - hf_logprobs(model, seq)).abs().max().item() <= model_tolerance(tiny_model_dir)
+    # another size, or another tokenizer: not the same engine
+    bigger = tmp_path / "bigger"
+    shutil.copytree(other, bigger)
+    cfg = json.loads((bigger / "config.json").read_text())
+    (bigger / "config.json").write_text(json.dumps({**cfg, "num_hidden_layers": cfg["num_hidden_layers"] + 1}))
+    assert not same_model_shape(str(other), str(bigger))
+    retok = tmp_path / "retok"
+    shutil.copytree(other, retok)
+    tok = next(retok.glob("tokenizer*"))
+    tok.write_bytes(tok.read_bytes() + b" ")
+    assert not same_model_shape(str(other), str(retok))
+    assert not same_model_shape(str(other), str(tmp_path / "missing"))

