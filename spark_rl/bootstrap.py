@@ -15,6 +15,7 @@ import random
 import shutil
 import time
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 from spark_rl.config import save_resolved
@@ -163,41 +164,82 @@ def _is_complete(model_dir: Path, key: str) -> bool:
         return False
 
 
+def _obtain(label: str, key: str, shipped: Path, model_dir: Path, train, rebuild: bool,
+            use_shipped: bool) -> tuple[Path, dict]:
+    """The model `key` names: the shipped copy (unless `rebuild`), else the cached one, else
+    `train(model_dir) -> stats`, marked complete with its key only once trained."""
+    if not rebuild and use_shipped and _is_complete(shipped, key):
+        model_dir = shipped
+    elif rebuild and model_dir.exists():
+        shutil.rmtree(model_dir)
+    report_path = model_dir / "bootstrap_report.json"
+    if _is_complete(model_dir, key):
+        log.info("bootstrap %s: %s %s", label, "shipped with the package:" if model_dir == shipped else "cached at",
+                 model_dir)
+        return model_dir, json.loads(report_path.read_text()) if report_path.exists() else {}
+    stats = train(model_dir)
+    report_path.write_text(json.dumps(stats, indent=1))
+    (model_dir / ".complete").write_text(key)
+    return model_dir, stats
+
+
+def _train_first_run(model_dir: Path, cfg: BootstrapConfig, name: str, policy: Path | None, progress: bool,
+                     evaluate: bool) -> dict:
+    """A model from the random base of its preset (the verifier with init_from=policy: from `policy`)."""
+    init = policy if name == "verifier" and cfg.verifier.init_from == "policy" else base_model_dir(cfg.section(name).preset)
+    stats = train_sft(sft_examples(name, cfg), cfg.section(name), init, model_dir, cfg.model_seed(name),
+                      desc=f"bootstrap {name}", progress=progress)
+    save_resolved(cfg, model_dir, "bootstrap.yaml")
+    if evaluate:
+        stats["eval"] = _evaluate(name, model_dir, cfg)
+    return stats
+
+
+def _train_slip_phase(model_dir: Path, cfg: BootstrapConfig, start: Path, start_stats: dict, progress: bool,
+                      evaluate: bool) -> dict:
+    """The verifier's second run, from `start` (its first run): the verifier's data settings with
+    the phase's label noise; the phase's steps and learning rate; a batch order of its own."""
+    from dataclasses import replace
+
+    ph = cfg.verifier.slip_phase
+    examples = sft_examples("verifier", replace(cfg, verifier=replace(cfg.verifier, label_noise=ph.label_noise)))
+    train_cfg = replace(cfg.verifier, steps=ph.steps, lr=ph.lr, warmup_steps=ph.warmup_steps)
+    stats = train_sft(examples, train_cfg, start, model_dir, cfg.model_seed("verifier") + 100,
+                      desc="bootstrap verifier (slip phase)", progress=progress)
+    save_resolved(cfg, model_dir, "bootstrap.yaml")
+    if evaluate:
+        stats["eval"] = _evaluate("verifier", model_dir, cfg)
+    return {**stats, "first_phase": start_stats}
+
+
+def _evaluate(name: str, model_dir: Path, cfg: BootstrapConfig) -> dict:
+    if name == "policy":
+        return evaluate_policy(model_dir, cfg.domain.problems(cfg.eval_problems, cfg.eval_seed()))
+    return evaluate_verifier(model_dir, cfg)
+
+
 def bootstrap(cfg: BootstrapConfig, progress: bool = True, evaluate: bool = True, rebuild: bool = False,
               ship: bool = False) -> BootstrapResult:
     """Each model of `cfg.build`: the shipped one when its key matches (unless `rebuild`), else the
-    cached one, else trained now. `ship` copies the result into the package's assets."""
+    cached one, else trained now; a verifier with a slip phase is trained from its first run's
+    model, itself found or trained the same way. `ship` copies the result into the package's assets."""
     out = cfg.output_dir()
     out.mkdir(parents=True, exist_ok=True)
+    find = partial(_obtain, rebuild=rebuild, use_shipped=not cfg.out_dir)
     built: dict[str, Path] = {}
     report: dict = {}
     for name in cfg.build:
-        key = cfg.model_key(name)
+        slips = cfg.has_slip_phase(name)
+        train = partial(_train_first_run, cfg=cfg, name=name, policy=built.get("policy"), progress=progress,
+                        evaluate=evaluate and not slips)
+        if slips:
+            def train(model_dir: Path, first_run=train) -> dict:    # the first run only if this one is missing
+                start, start_stats = find("verifier (first run)", *cfg.locations("verifier", first_phase=True),
+                                          first_run)
+                return _train_slip_phase(model_dir, cfg, start, start_stats, progress, evaluate)
+
+        model_dir, report[name] = find(name, *cfg.locations(name), train)
         shipped = cfg.shipped_dir(name)
-        model_dir = cfg.model_dir(name)
-        if not rebuild and not cfg.out_dir and _is_complete(shipped, key):
-            model_dir = shipped
-        elif rebuild and model_dir.exists():
-            shutil.rmtree(model_dir)
-        report_path = model_dir / "bootstrap_report.json"
-        if _is_complete(model_dir, key):
-            log.info("bootstrap %s: %s %s", name, "shipped with the package:" if model_dir == shipped else "cached at",
-                     model_dir)
-            report[name] = json.loads(report_path.read_text()) if report_path.exists() else {}
-        else:
-            mcfg = cfg.section(name)
-            init = built["policy"] if name == "verifier" and cfg.verifier.init_from == "policy" else \
-                base_model_dir(mcfg.preset)
-            stats = train_sft(sft_examples(name, cfg), mcfg, init, model_dir,
-                              cfg.model_seed(name), desc=f"bootstrap {name}", progress=progress)
-            save_resolved(cfg, model_dir, "bootstrap.yaml")
-            if evaluate and name == "policy":
-                stats["eval"] = evaluate_policy(model_dir, cfg.domain.problems(cfg.eval_problems, cfg.eval_seed()))
-            if evaluate and name == "verifier":
-                stats["eval"] = evaluate_verifier(model_dir, cfg)
-            report[name] = stats
-            report_path.write_text(json.dumps(stats, indent=1))
-            (model_dir / ".complete").write_text(key)
         if ship and model_dir != shipped:
             if shipped.exists():
                 shutil.rmtree(shipped)

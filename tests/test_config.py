@@ -143,6 +143,22 @@ def test_a_local_model_path_that_does_not_exist_is_named_before_any_work(tmp_pat
         {"policy": "Qwen/Qwen2.5-Math-7B", "verifier": str(tmp_path)}
 
 
+def test_only_the_models_without_a_path_are_bootstrapped(tmp_path, monkeypatch):
+    """A run that names its verifier must not train the bootstrap's (a slip phase is minutes)."""
+    import spark_rl.bootstrap as boot
+    from spark_rl.trainer.model_paths import resolve_model_paths
+
+    asked = []
+
+    def fake_bootstrap(cfg):
+        asked.append(list(cfg.build))
+        return boot.BootstrapResult(tmp_path, tmp_path / "policy", None, {})
+
+    monkeypatch.setattr(boot, "bootstrap", fake_bootstrap)
+    got = resolve_model_paths({"policy": "", "verifier": str(tmp_path)}, "configs/demo/bootstrap.yaml")
+    assert asked == [["policy"]] and got == {"policy": str(tmp_path / "policy"), "verifier": str(tmp_path)}
+
+
 def test_a_loaded_config_is_frozen_and_variants_are_copies():
     import dataclasses
 

@@ -55,6 +55,23 @@ class PolicyBootstrap(SFTConfig):
 
 
 @dataclass
+class SlipPhase(Schema):
+    """A second run of the verifier's training, from the first run's weights, on traces of which a
+    larger share carries one slip in the grader's own computation (`label_noise`). The greedy
+    verification stays about as accurate; the sampled ones slip more often, each draw on its own:
+    independent errors, the kind self-consistency removes (SPARK Stage 1's premise). 0 steps: none."""
+    steps: int = 0
+    lr: float = 1e-3
+    warmup_steps: int = 10
+    label_noise: float = 0.3
+
+    def validate(self) -> None:
+        require(self.steps >= 0, "steps", "must be >= 0 (0: no second phase)")
+        require(self.lr > 0, "lr", "must be > 0")
+        require(0.0 <= self.label_noise < 1.0, "label_noise", "must be in [0, 1)")
+
+
+@dataclass
 class VerifierBootstrap(SFTConfig):
     steps: int = 500
     share_correct: float = 0.4      # share of graded solutions that are fully correct
@@ -69,6 +86,9 @@ class VerifierBootstrap(SFTConfig):
     # "base": start from the random base model; "policy": from the bootstrapped policy, which
     # already computes the domain's arithmetic (the embedded stand-in for sharing a pretrained base)
     init_from: str = "base"
+    # repr=False: the first run's key (the section's repr) stays what it was before the second phase
+    # existed, so its cached or shipped model is found; `model_key` adds the phase when it runs
+    slip_phase: SlipPhase = field(default_factory=SlipPhase, repr=False)
 
     def validate(self) -> None:
         super().validate()
@@ -106,21 +126,35 @@ class BootstrapConfig(Schema):
         """Seed of a model's training data and run (the two models draw different problems)."""
         return self.seed + (0 if name == "policy" else 1)
 
-    def model_key(self, name: str) -> str:
+    def has_slip_phase(self, name: str) -> bool:
+        return name == "verifier" and self.verifier.slip_phase.steps > 0
+
+    def model_key(self, name: str, first_phase: bool = False) -> str:
+        """The hash of what the model depends on; `first_phase`: of the verifier's first run alone
+        (the model its slip phase starts from)."""
         parts = {"seed": self.seed, "domain": self.domain, "eval_problems": self.eval_problems,
                  name: self.section(name), "data_version": DATA_VERSION}
         if name == "verifier":
             parts["trace_format"] = VERIFIER_TRACE_FORMAT
         if name == "verifier" and self.verifier.init_from == "policy":
             parts["init"] = self.model_key("policy")
+        if self.has_slip_phase(name) and not first_phase:
+            parts["slip_phase"] = self.verifier.slip_phase
         return config_hash(parts)
 
-    def model_dir(self, name: str) -> Path:
-        return self.output_dir() / (name if self.out_dir else f"{name}-{self.model_key(name)}")
+    def model_dir(self, name: str, first_phase: bool = False) -> Path:
+        if self.out_dir:
+            return self.output_dir() / (f"{name}.first" if first_phase else name)
+        return self.output_dir() / f"{name}-{self.model_key(name, first_phase)}"
 
-    def shipped_dir(self, name: str) -> Path:
+    def shipped_dir(self, name: str, first_phase: bool = False) -> Path:
         """Where the package keeps this model when it ships it (it may not)."""
-        return SHIPPED_DIR / f"{name}-{self.model_key(name)}"
+        return SHIPPED_DIR / f"{name}-{self.model_key(name, first_phase)}"
+
+    def locations(self, name: str, first_phase: bool = False) -> tuple[str, Path, Path]:
+        """(key, shipped folder, cache folder) of a model."""
+        return (self.model_key(name, first_phase), self.shipped_dir(name, first_phase),
+                self.model_dir(name, first_phase))
 
     def eval_seed(self) -> int:
         return self.seed + 10_000

@@ -22,7 +22,7 @@ def resolve_model_paths(paths: dict[str, str], bootstrap_config: str,
                         build: list[str] | None = None) -> dict[str, str]:
     """`paths` (model name -> path, "" for none) with every empty one filled by the bootstrap's
     model of that name ("policy", "verifier"). `build`: the models the bootstrap builds (default:
-    what `bootstrap_config` says)."""
+    those of `bootstrap_config` that `paths` leaves empty)."""
     for name, path in paths.items():
         _check_local(name, path)
     if all(paths.values()):
@@ -31,8 +31,12 @@ def resolve_model_paths(paths: dict[str, str], bootstrap_config: str,
     from spark_rl.bootstrap import BootstrapConfig, bootstrap
 
     bcfg = load_config(BootstrapConfig, bootstrap_config)
-    if build is not None:
-        bcfg = dataclasses.replace(bcfg, build=list(build))
+    if build is None:       # only the models without a path (and the policy a verifier starts from)
+        missing = {name for name, path in paths.items() if not path}
+        if "verifier" in missing and bcfg.verifier.init_from == "policy":
+            missing.add("policy")
+        build = [name for name in bcfg.build if name in missing]
+    bcfg = dataclasses.replace(bcfg, build=list(build))
     built = bootstrap(bcfg)
     return {name: path or str(getattr(built, name)) for name, path in paths.items()}
 
