@@ -195,12 +195,13 @@ def _train_first_run(model_dir: Path, cfg: BootstrapConfig, name: str, policy: P
     return stats
 
 
-def _train_slip_phase(model_dir: Path, cfg: BootstrapConfig, start: Path, start_stats: dict, progress: bool,
-                      evaluate: bool) -> dict:
-    """The verifier's second run, from `start` (its first run): the verifier's data settings with
-    the phase's label noise; the phase's steps and learning rate; a batch order of its own."""
+def _train_slip_phase(model_dir: Path, cfg: BootstrapConfig, first_run, progress: bool, evaluate: bool) -> dict:
+    """The verifier's second run, from its first run (`first_run() -> (folder, stats)`, found or
+    trained only now that it is needed): the verifier's data settings with the phase's label noise;
+    the phase's steps and learning rate; a batch order of its own."""
     from dataclasses import replace
 
+    start, start_stats = first_run()
     ph = cfg.verifier.slip_phase
     examples = sft_examples("verifier", replace(cfg, verifier=replace(cfg.verifier, label_noise=ph.label_noise)))
     train_cfg = replace(cfg.verifier, steps=ph.steps, lr=ph.lr, warmup_steps=ph.warmup_steps)
@@ -233,11 +234,8 @@ def bootstrap(cfg: BootstrapConfig, progress: bool = True, evaluate: bool = True
         train = partial(_train_first_run, cfg=cfg, name=name, policy=built.get("policy"), progress=progress,
                         evaluate=evaluate and not slips)
         if slips:
-            def train(model_dir: Path, first_run=train) -> dict:    # the first run only if this one is missing
-                start, start_stats = find("verifier (first run)", *cfg.locations("verifier", first_phase=True),
-                                          first_run)
-                return _train_slip_phase(model_dir, cfg, start, start_stats, progress, evaluate)
-
+            first_run = partial(find, f"{name} (first run)", *cfg.locations(name, first_phase=True), train)
+            train = partial(_train_slip_phase, cfg=cfg, first_run=first_run, progress=progress, evaluate=evaluate)
         model_dir, report[name] = find(name, *cfg.locations(name), train)
         shipped = cfg.shipped_dir(name)
         if ship and model_dir != shipped:
