@@ -121,6 +121,59 @@ def test_demo_stage_runner_skips_reruns_and_reports_failures(tmp_path):
     assert json.loads((tmp_path / "bad" / ".demo_stage.json").read_text())["status"] == "started"
 
 
+def test_demo_waves_pin_independent_stages_to_their_own_cores():
+    """RLVR needs no PRM, so it runs beside Stage 1; the PRM-reward runs run beside each other
+    after eval-prm; a wave of one stage keeps every core; the cores follow from the plan alone."""
+    from spark_rl.pipelines.demo import DemoConfig, plan, waves
+
+    cfg = DemoConfig(output_dir="runs/x")
+    stages = plan(cfg)
+    by_name = {st.name: st for st in stages}
+    assert by_name["rl:rlvr"].upstream == ["bootstrap"]
+    assert not any("reward.prm.model_path" in a for a in by_name["rl:rlvr"].argv)
+    assert by_name["rl:prm-cot-gate"].upstream == ["bootstrap", "train_prm"]
+    schedule = waves(stages, 2, [0, 1])
+    assert [[st.name for st in w] for w in schedule] == [
+        ["bootstrap"], ["synthesize", "rl:rlvr"], ["train_prm"], ["eval_prm"], ["rl:prm-cot-gate", "rl:prm-cot-no-gate"]]
+    assert [[st.cores for st in w] for w in schedule] == [[None], [(0,), (1,)], [None], [None], [(0,), (1,)]]
+    four = waves(plan(cfg), 2, [0, 1, 2, 3])
+    assert [st.cores for st in four[1]] == [(0, 1), (2, 3)]
+    assert all(st.cores is None for w in waves(plan(cfg), 1, [0, 1]) for st in w)     # max_parallel 1
+    assert all(len(w) == 1 for w in waves(plan(cfg), 2, [0]))                          # one core: one at a time
+
+
+def test_demo_wave_runs_pinned_stages_side_by_side_and_keeps_the_others_when_one_fails(tmp_path):
+    import os
+
+    from rich.console import Console
+
+    from spark_rl.pipelines.demo import Stage, StageFailed, fingerprint, run_wave, start_stage
+
+    console = Console(quiet=True)
+    cfg_file = tmp_path / "stage.yaml"
+    cfg_file.write_text("n: 8\n")
+    core = min(os.sched_getaffinity(0))
+
+    def pb(name):
+        out = tmp_path / name
+        return Stage(name, ["data", "arith-processbench", "--n", "8", "--seed", "0", "--out", str(out)], out,
+                     str(cfg_file), cores=(core,))
+
+    probe = pb("probe")
+    started = start_stage(probe, "fp", tmp_path / "logs", console)
+    assert os.sched_getaffinity(started.proc.pid) == {core}      # the process runs on its cores only
+    started.proc.wait()
+    a, bad = pb("a"), Stage("bad", ["train-rl", str(tmp_path / "missing.yaml")], tmp_path / "bad", str(cfg_file),
+                            cores=(core,))
+    fps = {st.name: fingerprint(st, {}) for st in (a, bad)}
+    assert fingerprint(a, {}) != fingerprint(Stage(**{**a.__dict__, "cores": None}), {})   # pinned: its own numbers
+    with pytest.raises(StageFailed, match="stage bad failed"):
+        run_wave([bad, a], fps, tmp_path / "logs", console)
+    mark = json.loads((tmp_path / "a" / ".demo_stage.json").read_text())
+    assert mark["status"] == "done" and mark["cores"] == [core]           # the other stage finished and kept
+    assert run_wave([a], fps, tmp_path / "logs", console)["a"]["skipped"]
+
+
 def _png_size(path):
     head = path.read_bytes()[:24]
     assert head[:8] == b"\x89PNG\r\n\x1a\n", path

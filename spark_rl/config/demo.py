@@ -39,8 +39,13 @@ class DemoConfig(Schema):
     rl_runs: list[RLRun] = field(default_factory=_default_runs)
     rl_overrides: list[str] = field(default_factory=list)    # applied to every RL run
     stage_overrides: dict[str, list[str]] = field(default_factory=dict)   # stage name -> extra overrides
+    # Stages that do not depend on each other (RLVR beside Stage 1; the PRM-reward runs beside each
+    # other) run side by side, up to this many at once, each pinned to its share of the cores
+    # (`spark_rl.pipelines.demo.waves`); 1: one after another.
+    max_parallel: int = 2
 
     def validate(self) -> None:
+        require(self.max_parallel >= 1, "max_parallel", "must be >= 1")
         require(self.prm_student in self.stage2_variants, "prm_student", "must be one of stage2_variants")
         require(len({r.name for r in self.rl_runs}) == len(self.rl_runs), "rl_runs", "names must be unique")
         for k in self.stage_overrides:

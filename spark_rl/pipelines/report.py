@@ -236,8 +236,10 @@ def write_report(cfg, stages, timings: dict[str, dict], out: Path, total_s: floa
     s3 = stage3_rows(runs, meta)
     s2 = stage2_rows(evalp)
     s1 = synth.get("quality", [])
+    # started_s (from the demo's start) and cores show which stages ran side by side
     stage_times = [{"stage": k, "wall_s": v.get("wall_s"), "skipped": bool(v.get("skipped")),
-                    "status": v.get("status")} for k, v in timings.items()]
+                    "status": v.get("status"), "started_s": v.get("started_s"),
+                    "cores": ",".join(map(str, v["cores"])) if v.get("cores") else "all"} for k, v in timings.items()]
     data = {"stage1": s1, "stage1_curation": synth.get("curation"), "stage2": s2, "stage3": s3,
             "stages": stage_times, "total_s": total_s, "prm_student": cfg.prm_student}
     (out / "report.json").write_text(json.dumps(data, indent=1))
@@ -259,8 +261,8 @@ def write_report(cfg, stages, timings: dict[str, dict], out: Path, total_s: floa
     if (out / "f1_vs_n.png").exists():
         parts.append("<img src='f1_vs_n.png' alt='stage 1 F1 vs N'>")
     parts += ["<h2>Stages and wall time</h2>",
-              html_table(stage_times, [("stage", "stage"), ("wall_s", "seconds"), ("skipped", "reused"),
-                                       ("status", "status")]),
+              html_table(stage_times, [("stage", "stage"), ("started_s", "started at (s)"), ("wall_s", "seconds"),
+                                       ("cores", "cores"), ("skipped", "reused"), ("status", "status")]),
               f"<p>Total: {_fmt(total_s)} s</p>" if total_s is not None else "", "</body></html>"]
     path = out / "report.html"
     path.write_text("\n".join(parts))
