@@ -44,8 +44,17 @@ class LearnerWorker:
     def setup(self, model_path: str, cfg, master_addr: str, master_port: int) -> dict:
         os.environ.update(MASTER_ADDR=master_addr, MASTER_PORT=str(master_port), RANK=str(self.rank),
                           WORLD_SIZE=str(self.world_size), LOCAL_RANK="0")
+        return self.reset(model_path, cfg)
+
+    def reset(self, model_path: str, cfg) -> dict:
+        """A new `Learner` (model, optimizer, schedule) in this process, on the process group it
+        already joined: the next model costs its load, not a process start and a rendezvous."""
+        import gc
+
         from spark_rl.engines.learner import Learner
 
+        self.learner = None
+        gc.collect()
         self.learner = Learner(model_path, cfg, rank=self.rank, world_size=self.world_size)
         return {"rank": self.rank, "pid": os.getpid(), "node_id": ray.get_runtime_context().get_node_id()}
 
@@ -135,6 +144,11 @@ class LearnerGroup:
             self.shutdown()    # a rank that failed to start leaves neither ranks nor its placement group
             raise
 
+    def reset(self, model_path: str, cfg) -> None:
+        """Start over from `model_path` with `cfg` on the same ranks (e.g. the next Stage 2 student)."""
+        self.model_path, self.cfg = model_path, cfg
+        self.placement = get_all([w.reset.remote(model_path, cfg) for w in self.workers])
+
     def colocated_options(self, index: int) -> dict:
         """Ray options that place a worker in rank `index % num_ranks`'s bundle (same node, and
         on GPU clusters the same device), using the `colocate` resources reserved there."""
@@ -182,6 +196,12 @@ class LearnerGroup:
             return self._all("compute_logprobs", seqs)[0]
         parts = self._split(seqs)
         outs = get_all([w.call.remote("compute_logprobs", p) for w, p in zip(self.workers, parts)])
+        return [x for part in outs for x in part]
+
+    def reference_logprobs(self, seqs: list[list[int]]) -> list[list[float]]:
+        """The attached reference's logprobs (`Learner.attach_reference`), each rank its share."""
+        parts = self._split(seqs)
+        outs = get_all([w.call.remote("reference_logprobs", p) for w, p in zip(self.workers, parts)])
         return [x for part in outs for x in part]
 
     # ---- weights and checkpoints ------------------------------------------------------------

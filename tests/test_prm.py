@@ -57,6 +57,15 @@ def test_train_then_eval_prm(ray_session, easy_policy, tmp_path):
         assert AutoModelForCausalLM.from_pretrained(res["model"]) is not None
     again = train_prm(cfg, progress=False)                    # finished students are not retrained
     assert again == summary
+    # the second student trained on the learner group the first one left (reset to the initial
+    # model, a new optimizer): step for step what a group of its own computes
+    from dataclasses import replace
+
+    alone = replace(cfg, output_dir=str(tmp_path / "alone"), data=replace(cfg.data, variants=["single"]))
+    train_prm(alone, progress=False)
+    losses = lambda root: [json.loads(x)["loss"] for x in (root / "single" / "metrics.jsonl").read_text().splitlines()]  # noqa: E731
+    shared, fresh = losses(tmp_path / "prm"), losses(tmp_path / "alone")
+    assert shared == pytest.approx(fresh, rel=1e-5), (shared, fresh)
 
     # a ProcessBench-schema file: the real gsm8k subset (shipped in the package)
     ecfg = EvalPRMConfig(output_dir=str(tmp_path / "eval"), train_prm_dir=str(tmp_path / "prm"),

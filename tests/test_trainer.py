@@ -71,3 +71,38 @@ def test_eval_command_writes_samples_and_summary(ray_session, easy_policy, tmp_p
     assert main(["eval", "--model", easy_policy, "--data", "math500", "--n", "3", "--max-new-tokens", "16",
                  "--out", str(out), "--no-progress"]) == 0
     assert json.loads((out / "math500_summary.json").read_text())["n"] == 3
+
+
+def test_reference_inside_the_learner_scores_the_start_policy(ray_session, easy_policy, tmp_path):
+    """`reference.in_learner`: no reference workers; the learner rank keeps a frozen copy of the start
+    policy. Its logprobs are the start policy's (not the updated one's), so the KL moves off zero."""
+    import numpy as np
+
+    from spark_rl.config.engines import ScorerConfig
+    from spark_rl.engines.scorer import Scorer
+    from spark_rl.trainer.data import build_problems
+    from spark_rl.trainer.grpo import GRPOTrainer
+    from spark_rl.trainer.metrics import read_metrics
+
+    cfg = _cfg(tmp_path / "in_learner", 3)
+    cfg.reference.in_learner = True
+    train, evalset = build_problems(cfg.data)
+    trainer = GRPOTrainer(cfg, easy_policy, train, evalset)
+    try:
+        assert trainer.reference is None            # no reference group was started
+        trainer.fit(progress=False)
+        _, samples = trainer.last_batch
+        updated = trainer.learner.compute_logprobs([s.input_ids for s in samples])
+    finally:
+        trainer.shutdown()
+    start = Scorer(ScorerConfig(model_path=easy_policy)).logprobs([s.input_ids for s in samples])
+    tol = model_tolerance(easy_policy)
+    diff_start, diff_updated = 0.0, 0.0
+    for s, a, b in zip(samples, start, updated):
+        p = len(s.prompt_ids) - 1
+        diff_start = max(diff_start, float(np.max(np.abs(np.array(s.ref_logprobs) - np.array(a[p:])))))
+        diff_updated = max(diff_updated, float(np.max(np.abs(np.array(s.ref_logprobs) - np.array(b[p:])))))
+    assert diff_start <= tol, diff_start
+    assert diff_updated > 10 * tol, f"the updates left the policy where it started ({diff_updated}): the test proves nothing"
+    kls = [r["train/kl"] for r in read_metrics(cfg.run.output_dir) if "train/kl" in r]
+    assert len(kls) == 3 and kls[-1] > 0, kls      # the KL term sees the reference once the policy has moved

@@ -109,12 +109,19 @@ class ReferenceSection(Schema):
     # True: one reference worker per learner rank, in that rank's placement bundle (same node; on
     # GPU clusters give both fractional `num_gpus` to share a device). num_workers is then ignored.
     colocate_with_learner: bool = False
+    # True: no reference workers; each learner rank keeps a frozen copy of the start policy in its
+    # own process and scores its share of the samples (verl's actor+ref worker). Saves a process
+    # (its start is seconds of importing torch and transformers) and a call per step; worth it when
+    # the reference is small next to the learner, as on the embedded tiny models
+    in_learner: bool = False
     # the Scorer's device: "auto" = the worker's GPU when Ray gave it one (resources.num_gpus > 0),
     # else the CPU; "cpu" keeps a CPU-declared reference worker off a GPU node's devices
     device: str = "auto"
 
     def validate(self) -> None:
         require(self.num_workers >= 1, "num_workers", "must be >= 1")
+        require(not (self.in_learner and self.colocate_with_learner), "in_learner",
+                "choose one: reference workers colocated with the learner ranks, or the reference inside them")
         require(self.device == "auto" or _is_torch_device(self.device), "device",
                 f"must be 'auto' or a torch device such as 'cpu', 'cuda', 'cuda:1'; got {self.device!r}")
 

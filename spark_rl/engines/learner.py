@@ -102,6 +102,21 @@ class Learner:
         # NCCL takes CUDA tensors only: every tensor of our own collectives lives here
         self.comm_device = collective_device(backend, self.device)
         self.steps = 0
+        self.reference = None       # a frozen Scorer of the start policy, when the reference lives here
+
+    # ---- the reference policy, when it lives in the learner ---------------------------------
+    def attach_reference(self, scorer_cfg) -> None:
+        """Keep a frozen copy of `scorer_cfg.model_path` (the start policy) next to the trained model."""
+        from dataclasses import replace
+
+        from spark_rl.engines.scorer import Scorer
+
+        self.reference = Scorer(replace(scorer_cfg, device=str(self.device)))
+
+    def reference_logprobs(self, seqs: list[list[int]]) -> list[list[float]]:
+        if self.reference is None:
+            raise RuntimeError("reference_logprobs: no reference attached (attach_reference first)")
+        return self.reference.logprobs(seqs)
 
     # ---- collectives ------------------------------------------------------------------------
     def _all_sum(self, values: list[float]) -> list[float]:

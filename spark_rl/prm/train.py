@@ -61,6 +61,30 @@ def response_nll(samples: list[dict], logprobs: list[list[float]]) -> float:
 
 
 # ---- the driver ------------------------------------------------------------------------------
+class StudentLearner:
+    """The learner group the students train on, one after another: started for the first student,
+    reset to the initial model (and the next student's learning rate) for each next one, so a student
+    costs its model load, not rank processes importing DeepSpeed and joining a process group."""
+
+    def __init__(self, cfg: TrainPRMConfig):
+        self.cfg, self.group = cfg, None
+
+    def ready(self, init_model: str, engine_cfg):
+        from actors.learner import LearnerGroup
+
+        if self.group is None:
+            self.group = LearnerGroup(init_model, engine_cfg, num_ranks=self.cfg.learner.num_ranks,
+                                      resources=self.cfg.learner.resources)
+        else:
+            self.group.reset(init_model, engine_cfg)
+        return self.group
+
+    def close(self) -> None:
+        if self.group is not None:
+            self.group.shutdown()
+            self.group = None
+
+
 def _load_variant(stage1_dir: Path, variant: str) -> list[dict]:
     from datasets import load_from_disk
 
@@ -81,13 +105,13 @@ def students(data: PRMDataSection) -> list[tuple[str, str, str]]:
 
 
 def train_student(cfg: TrainPRMConfig, name: str, variant: str, fmt: str, init_model: str, out: Path,
-                  progress: bool = True) -> dict:
+                  progress: bool = True, learner: StudentLearner | None = None) -> dict:
+    """One student; `learner`: the group to train on (kept for the next student), else one of its own."""
     from dataclasses import replace
 
     from tqdm import tqdm
     from transformers import AutoTokenizer
 
-    from actors.learner import LearnerGroup
     from spark_rl.models.chat import encode_sft
     from spark_rl.verification.prm_formats import sft_example
 
@@ -108,7 +132,9 @@ def train_student(cfg: TrainPRMConfig, name: str, variant: str, fmt: str, init_m
     lcfg = cfg.learner.engine
     lcfg = replace(lcfg, seed=cfg.seed, lr=t.format_lr.get(fmt, lcfg.lr),
                    decay_steps=lcfg.decay_steps or max(1, steps - lcfg.warmup_steps))
-    group = LearnerGroup(init_model, lcfg, num_ranks=cfg.learner.num_ranks, resources=cfg.learner.resources)
+    own = learner is None
+    learner = learner or StudentLearner(cfg)
+    group = learner.ready(init_model, lcfg)
     rng = random.Random(cfg.seed)
     batches: list[list[int]] = []
     metrics_path = out / "metrics.jsonl"
@@ -132,7 +158,8 @@ def train_student(cfg: TrainPRMConfig, name: str, variant: str, fmt: str, init_m
                 bar.set_postfix({k: f"{v:.4f}" for k, v in rec.items() if k in ("loss", "heldout_nll")})
         group.export_hf(str(out / "model"))
     finally:
-        group.shutdown()
+        if own:
+            learner.close()
     evals = [h["heldout_nll"] for h in history if "heldout_nll" in h]
     return {"variant": variant, "format": fmt, "rows": len(rows), "train_rows": len(train_rows),
             "heldout_rows": len(held_rows),
@@ -160,19 +187,23 @@ def train_prm(cfg: TrainPRMConfig, progress: bool = True) -> dict:
     fingerprint = config_hash({"init": init, "cfg": cfg})
     summary = {}
     todo = students(cfg.data)
-    for k, (name, variant, fmt) in enumerate(todo, start=1):
-        vdir = out / name
-        done = vdir / "model" / ".complete"
-        if done.exists() and done.read_text() == fingerprint:
-            summary[name] = json.loads((vdir / "summary.json").read_text())
-            log.info("train-prm %s: done before, skipped", name)
-            continue
-        print(f"train-prm: student {k}/{len(todo)}: {name} ({fmt} on {variant} labels)", flush=True)
-        res = train_student(cfg, name, variant, fmt, init, vdir, progress=progress)
-        vdir.mkdir(parents=True, exist_ok=True)
-        (vdir / "summary.json").write_text(json.dumps(res, indent=1))
-        if "model" in res:
-            done.write_text(fingerprint)
-        summary[name] = res
+    learner = StudentLearner(cfg)
+    try:
+        for k, (name, variant, fmt) in enumerate(todo, start=1):
+            vdir = out / name
+            done = vdir / "model" / ".complete"
+            if done.exists() and done.read_text() == fingerprint:
+                summary[name] = json.loads((vdir / "summary.json").read_text())
+                log.info("train-prm %s: done before, skipped", name)
+                continue
+            print(f"train-prm: student {k}/{len(todo)}: {name} ({fmt} on {variant} labels)", flush=True)
+            res = train_student(cfg, name, variant, fmt, init, vdir, progress=progress, learner=learner)
+            vdir.mkdir(parents=True, exist_ok=True)
+            (vdir / "summary.json").write_text(json.dumps(res, indent=1))
+            if "model" in res:
+                done.write_text(fingerprint)
+            summary[name] = res
+    finally:
+        learner.close()
     (out / "summary.json").write_text(json.dumps(summary, indent=1))
     return summary

@@ -17,10 +17,12 @@ import json
 import logging
 import os
 from pathlib import Path
-
-from datasets import Dataset
+from typing import TYPE_CHECKING
 
 from spark_rl.config.checks import DataFormatError  # noqa: F401  (raised here, caught by the CLI)
+
+if TYPE_CHECKING:      # `datasets` pulls in pandas and pyarrow (~2 s): imported where a loader builds one
+    from datasets import Dataset
 
 # What the policy sees of a benchmark problem in `train-rl` (and, by default, in `spark-rl eval`):
 # the problem text and a newline, no chat template. `{problem}` is replaced by the stripped text.
@@ -135,6 +137,8 @@ def load_benchmark(name: str, path: str | Path | None = None, data_dir: str | Pa
             raise DataFormatError(path, n, "solution", f"expected str, got {type(sol).__name__}")
         out["solution"].append(sol)
         out["source"].append(name)
+    from datasets import Dataset
+
     return Dataset.from_dict(out)
 
 
@@ -161,6 +165,8 @@ def load_processbench(subset_or_path: str | Path, data_dir: str | Path | None = 
         out["label"].append(row["label"])
         out["final_answer_correct"].append(bool(row.get("final_answer_correct", row["label"] == -1)))
         out["subset"].append(str(row.get("subset", subset)))
+    from datasets import Dataset
+
     return Dataset.from_dict(out)
 
 
@@ -187,4 +193,6 @@ def load_prm800k_stepwise(path: str | Path | None = None, data_dir: str | Path |
         out["previous_steps"].append([str(s) for s in prev])
         out["next_step"].append(row["next_response"])
         out["rating"].append(rating)
+    from datasets import Dataset
+
     return Dataset.from_dict(out)

@@ -170,6 +170,9 @@ class ElasticController:
         for name, n in sizes.items():
             grp = self.group(name)
             if grp is None:
+                if name == "reference" and self.run_cfg.reference.in_learner:
+                    raise ConfigError("scale: the reference runs inside the learner ranks (reference.in_learner=true); "
+                                      "it follows learner.num_ranks")
                 raise ConfigError(f"scale: this run has no {name} group (reference workers exist only with "
                                   "grpo.loss.kl_coef > 0)")
             if name == "reference" and self.run_cfg.reference.colocate_with_learner:

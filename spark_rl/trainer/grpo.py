@@ -84,6 +84,7 @@ class GRPOTrainer:
         engine = dataclasses.replace(rcfg.engine, model_path=policy_path)   # the config stays as loaded
         colocate = cfg.reference.resources if cfg.reference.colocate_with_learner else None
         with_reference = cfg.grpo.loss.kl_coef > 0      # the KL term is the reference policy's only use
+        self.reference_in_learner = with_reference and cfg.reference.in_learner
         # the groups by name; the elastic controller resizes them and replaces the reward group
         self.groups: dict[str, ActorGroup | None] = {"rollout": None, "reward": None, "reference": None}
         self.learner: LearnerGroup | None = None
@@ -91,7 +92,9 @@ class GRPOTrainer:
         def learner_and_colocated_reference():
             self.learner = LearnerGroup(policy_path, cfg.learner.engine, cfg.learner.num_ranks,
                                         cfg.learner.resources, colocate=colocate)
-            if colocate is not None and with_reference:
+            if self.reference_in_learner:
+                self.learner.call_all("attach_reference", self._reference_scorer_config())
+            elif colocate is not None and with_reference:
                 self.groups["reference"] = self._make_reference_group()
 
         def rollout():
@@ -106,7 +109,7 @@ class GRPOTrainer:
             self.groups["reward"] = self._make_reward_group(cfg.reward)
 
         starts = [learner_and_colocated_reference, rollout, reward]
-        if with_reference and colocate is None:
+        if with_reference and colocate is None and not self.reference_in_learner:
             starts.append(reference)
         self._start_all(starts)
         self.tokenizer = None
@@ -136,12 +139,16 @@ class GRPOTrainer:
             self.shutdown()
             raise errors[0]
 
+    def _reference_scorer_config(self) -> ScorerConfig:
+        cfg = self.cfg
+        return ScorerConfig(model_path=self.policy_path, dtype=cfg.learner.engine.dtype,
+                            micro_batch_tokens=cfg.reference.micro_batch_tokens, device=cfg.reference.device)
+
     def _make_reference_group(self) -> ActorGroup:
         """Reference workers (the frozen start policy's logprobs for the KL term): one per learner
         rank in its placement bundle when colocated, else a group of its own."""
         cfg = self.cfg
-        scfg = ScorerConfig(model_path=self.policy_path, dtype=cfg.learner.engine.dtype,
-                            micro_batch_tokens=cfg.reference.micro_batch_tokens, device=cfg.reference.device)
+        scfg = self._reference_scorer_config()
         if cfg.reference.colocate_with_learner:   # placed in the learner ranks' bundles: no demand of its own
             ref_opts, n_ref, ref_res = self.learner.colocated_options, cfg.learner.num_ranks, None
         else:
@@ -254,9 +261,13 @@ class GRPOTrainer:
         return self.tokenizer
 
     def reference_logprobs(self, samples: list[Sample]) -> None:
-        if self.reference is None:
+        seqs = [s.input_ids for s in samples]
+        if self.reference is not None:
+            full = self.reference.map_shards("logprobs", seqs)
+        elif self.reference_in_learner:
+            full = self.learner.reference_logprobs(seqs)
+        else:
             return
-        full = self.reference.map_shards("logprobs", [s.input_ids for s in samples])
         for s, lp in zip(samples, full):
             s.ref_logprobs = lp[len(s.prompt_ids) - 1:]
 
