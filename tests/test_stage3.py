@@ -142,12 +142,18 @@ def test_demo_waves_pin_independent_stages_to_their_own_cores():
     assert all(len(w) == 1 for w in waves(plan(cfg), 2, [0]))                          # one core: one at a time
 
 
-def test_demo_wave_runs_pinned_stages_side_by_side_and_keeps_the_others_when_one_fails(tmp_path):
+@pytest.mark.parametrize("starter", ["exec", "fork"])
+def test_demo_wave_runs_pinned_stages_side_by_side_and_keeps_the_others_when_one_fails(tmp_path, starter):
+    """Both ways to start a stage: a fresh interpreter, or a fork of the preloaded server (the demo's
+    default): pinned to its cores, its output in its log, its exit code seen by the runner."""
     import os
 
     from rich.console import Console
 
     from spark_rl.pipelines.demo import Stage, StageFailed, fingerprint, run_wave, start_stage
+    from spark_rl.pipelines.stage_process import ExecStarter, ForkServer
+
+    starter = ExecStarter() if starter == "exec" else ForkServer(preload=["torch", "spark_rl.cli"])
 
     console = Console(quiet=True)
     cfg_file = tmp_path / "stage.yaml"
@@ -160,18 +166,25 @@ def test_demo_wave_runs_pinned_stages_side_by_side_and_keeps_the_others_when_one
                      str(cfg_file), cores=(core,))
 
     probe = pb("probe")
-    started = start_stage(probe, "fp", tmp_path / "logs", console)
-    assert os.sched_getaffinity(started.proc.pid) == {core}      # the process runs on its cores only
+    started = start_stage(probe, "fp", tmp_path / "logs", console, starter)
+    if isinstance(starter, ExecStarter):
+        assert os.sched_getaffinity(started.proc.pid) == {core}      # pinned by the runner right after the exec
     started.proc.wait()
+    assert started.proc.returncode == 0
+    log = (tmp_path / "logs" / "probe.log").read_text()
+    assert "share of label -1" in log                                # its output, in its log
+    if isinstance(starter, ForkServer):                               # the fork pins itself first thing
+        assert f"on cores {core}" in log.splitlines()[0], log.splitlines()[0]
     a, bad = pb("a"), Stage("bad", ["train-rl", str(tmp_path / "missing.yaml")], tmp_path / "bad", str(cfg_file),
                             cores=(core,))
     fps = {st.name: fingerprint(st, {}) for st in (a, bad)}
     assert fingerprint(a, {}) != fingerprint(Stage(**{**a.__dict__, "cores": None}), {})   # pinned: its own numbers
     with pytest.raises(StageFailed, match="stage bad failed"):
-        run_wave([bad, a], fps, tmp_path / "logs", console)
+        run_wave([bad, a], fps, tmp_path / "logs", console, starter)
+    assert "missing.yaml" in (tmp_path / "logs" / "bad.log").read_text()   # the error, in the stage's log
     mark = json.loads((tmp_path / "a" / ".demo_stage.json").read_text())
     assert mark["status"] == "done" and mark["cores"] == [core]           # the other stage finished and kept
-    assert run_wave([a], fps, tmp_path / "logs", console)["a"]["skipped"]
+    assert run_wave([a], fps, tmp_path / "logs", console, starter)["a"]["skipped"]
 
 
 def _png_size(path):

@@ -43,6 +43,10 @@ class DemoConfig(Schema):
     # other) run side by side, up to this many at once, each pinned to its share of the cores
     # (`spark_rl.pipelines.demo.waves`); 1: one after another.
     max_parallel: int = 2
+    # Each stage is a process forked from a server that has imported torch, Ray, transformers and
+    # spark_rl once (`spark_rl.pipelines.stage_process`): it starts in a fraction of a second, not
+    # after seconds of imports on its core. False: each stage a fresh `python -m spark_rl.cli`.
+    preload_stages: bool = True
 
     def validate(self) -> None:
         require(self.max_parallel >= 1, "max_parallel", "must be >= 1")

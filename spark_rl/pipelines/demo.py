@@ -23,8 +23,6 @@ import hashlib
 import json
 import os
 import re
-import subprocess
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -155,7 +153,7 @@ class Running:
     stage: Stage
     fp: str
     argv: list[str]
-    proc: subprocess.Popen
+    proc: object                    # a subprocess.Popen or a forked StageProcess: pid, poll(), returncode
     log_path: Path
     t0: float
 
@@ -164,8 +162,11 @@ class Running:
         return f"{self.stage.name}  {now or 'starting ...'}  ({time.perf_counter() - self.t0:.0f} s)"
 
 
-def start_stage(stage: Stage, fp: str, log_dir: Path, console) -> Running | dict:
-    """Start one stage's process, or return its marker when an identical run already finished."""
+def start_stage(stage: Stage, fp: str, log_dir: Path, console, starter=None) -> Running | dict:
+    """Start one stage's process (`starter`: forked from a preloaded server, or a fresh interpreter),
+    or return its marker when an identical run already finished."""
+    from spark_rl.pipelines.stage_process import ExecStarter
+
     from rich.markup import escape
 
     mark = read_marker(stage)
@@ -180,19 +181,15 @@ def start_stage(stage: Stage, fp: str, log_dir: Path, console) -> Running | dict
     write_marker(stage, fingerprint=fp, status="started", argv=argv)
     log_dir.mkdir(parents=True, exist_ok=True)
     log_path = log_dir / f"{stage.name.replace(':', '_')}.log"
-    cmd = [sys.executable, "-m", "spark_rl.cli", *argv]
     pinned = f", cores {','.join(map(str, stage.cores))}" if stage.cores else ""
     # escape(): the command line holds brackets (data.variants=[a,b]) that rich would read as markup
     console.print(f"[bold]{escape(stage.name)}[/bold]: {escape('spark-rl ' + ' '.join(argv))}  "
                   f"[dim](log: {escape(str(log_path))}{pinned})[/dim]")
-    env = {**os.environ, **STAGE_ENV, "DS_ACCELERATOR": os.environ.get("DS_ACCELERATOR", "cpu")}
-    with open(log_path, "w") as log:
-        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
-    if stage.cores:
-        # Pinned right after the exec, before the interpreter has started a thread or a child: its
-        # threads, the Ray cluster it starts and every worker inherit the mask, and the engines size
-        # their thread pools from it (vLLM's "auto" binding and `usable_cores` read the affinity).
-        os.sched_setaffinity(proc.pid, stage.cores)
+    env = {**STAGE_ENV, "DS_ACCELERATOR": os.environ.get("DS_ACCELERATOR", "cpu")}
+    # Pinned before the stage has started a thread or a child: its threads, the Ray cluster it starts
+    # and every worker inherit the mask, and the engines size their thread pools from it (vLLM's
+    # "auto" binding and `usable_cores` read the affinity).
+    proc = (starter or ExecStarter()).start(argv, log_path, stage.cores, env)
     return Running(stage, fp, argv, proc, log_path, time.perf_counter())
 
 
@@ -213,13 +210,13 @@ def finish_stage(run: Running, console) -> dict:
     return info
 
 
-def run_wave(wave: list[Stage], fps: dict[str, str], log_dir: Path, console) -> dict[str, dict]:
+def run_wave(wave: list[Stage], fps: dict[str, str], log_dir: Path, console, starter=None) -> dict[str, dict]:
     """Run the stages of one wave side by side; their markers by name. A failed stage does not stop
     the others (what they compute is kept for the rerun): the first failure is raised once all
     have ended."""
     from rich.markup import escape
 
-    started = {st.name: start_stage(st, fps[st.name], log_dir, console) for st in wave}
+    started = {st.name: start_stage(st, fps[st.name], log_dir, console, starter) for st in wave}
     running = [r for r in started.values() if isinstance(r, Running)]
     markers = {name: r for name, r in started.items() if not isinstance(r, Running)}
     failures: list[StageFailed] = []
@@ -266,6 +263,15 @@ def run_demo(cfg: DemoConfig, report_only: bool = False) -> Path:
     for st in stages:                       # upstream first: a stage's fingerprint holds theirs
         fps[st.name] = fingerprint(st, fps)
     timings: dict[str, dict] = {}
+    if not report_only and cfg.preload_stages:
+        from spark_rl.pipelines.stage_process import ForkServer
+
+        # the server's environment is this process's when it starts: what tqdm and DeepSpeed read at
+        # import time must be set by then
+        os.environ.update(STAGE_ENV, DS_ACCELERATOR=os.environ.get("DS_ACCELERATOR", "cpu"))
+        starter = ForkServer()
+    else:
+        starter = None
     t0 = time.perf_counter()
     for i, wave in enumerate(schedule, start=1):
         names = [st.name for st in wave]
@@ -274,7 +280,7 @@ def run_demo(cfg: DemoConfig, report_only: bool = False) -> Path:
             continue
         console.rule(escape(f"[{i}/{len(schedule)}] {' + '.join(names)}"))
         begun = time.perf_counter() - t0
-        done = run_wave(wave, fps, out / "logs", console)
+        done = run_wave(wave, fps, out / "logs", console, starter)
         timings.update({n: {**done[n], "started_s": begun} for n in names})
     total = time.perf_counter() - t0
     path = write_report(cfg, stages, timings, out / "report", total_s=None if report_only else total)
