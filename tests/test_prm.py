@@ -87,3 +87,12 @@ def test_train_then_eval_prm(ray_session, easy_policy, tmp_path):
         if r["mode"] == "critic":
             assert all(len(p["outputs"]) == 3 for p in preds if p["why"] != "prompt_too_long")
     assert (tmp_path / "eval" / "f1_by_model.png").stat().st_size > 0
+    # every two models, per subset: the F1 difference on the items both judged, with its paired interval
+    pairs = json.loads((tmp_path / "eval" / "paired.json").read_text())
+    f1 = {(r["model"], s): v["f1"] for r in reports for s, v in r["subsets"].items()}
+    assert {(p["a"], p["b"]) for p in pairs} == {("policy-as-critic", "step-consistency"), ("policy-as-critic", "single"),
+                                                 ("step-consistency", "single")}
+    assert len(pairs) == 3 * 2 and all(p["n"] == 6 for p in pairs)
+    for p in pairs:
+        assert p["f1_diff"] == pytest.approx(f1[p["a"], p["subset"]] - f1[p["b"], p["subset"]])
+        assert p["f1_diff_lo"] <= p["f1_diff_hi"]

@@ -9,7 +9,7 @@ import re
 import pytest
 
 from spark_rl.formats import extract_answer, format_gate, parse_verification, split_steps
-from spark_rl.metrics import f1_interval, processbench_scores
+from spark_rl.metrics import f1_diff_interval, f1_interval, processbench_scores
 from spark_rl.rewards.agreement import prm_agreement
 from spark_rl.tasks.arith import (
     ERROR_KINDS,
@@ -164,3 +164,21 @@ def test_f1_interval_brackets_the_estimate_and_shrinks_with_n():
     # a resample with no erroneous sample scores 0 (the metric's convention), never NaN
     lo, hi = f1_interval([0, -1], [0, -1])
     assert lo == 0.0 and hi == 1.0
+
+
+def test_paired_f1_difference_of_two_models_on_the_same_items():
+    """Two students that agree on most items: their separate intervals overlap widely, the paired
+    interval of the difference is narrow and excludes 0 when one is better on the items they differ."""
+    rng = random.Random(1)
+    labels = [rng.choice([-1, 0, 1, 2]) for _ in range(400)]
+    a = [lab if rng.random() < 0.75 else -1 for lab in labels]           # misses a quarter of everything
+    b = [p if p == lab or rng.random() < 0.7 else lab for p, lab in zip(a, labels)]   # fixes 30% of a's misses
+    diff, lo, hi = f1_diff_interval(b, a, labels)
+    assert diff == pytest.approx(processbench_scores(b, labels)["f1"] - processbench_scores(a, labels)["f1"])
+    assert 0 < lo <= diff <= hi
+    (lo_a, hi_a), (lo_b, hi_b) = f1_interval(a, labels), f1_interval(b, labels)
+    assert hi - lo < min(hi_a - lo_a, hi_b - lo_b)        # the shared items cancel
+    assert f1_diff_interval(a, a, labels) == (0.0, 0.0, 0.0)
+    assert f1_diff_interval(a, b, labels) == pytest.approx((-diff, -hi, -lo))   # symmetric
+    with pytest.raises(ValueError, match="predictions"):
+        f1_diff_interval(a, b[:-1], labels)

@@ -1,4 +1,4 @@
-"""`spark-rl bench rollout|sync`: measured speed, printed as a table and written as JSON."""
+"""`spark-rl bench rollout|sync|step|stage-start`: measured speed, printed as a table and written as JSON."""
 
 from __future__ import annotations
 
@@ -31,6 +31,13 @@ def add_arguments(p) -> None:
     st.add_argument("--max-new-tokens", type=int, default=128)
     st.add_argument("--steps", type=int, default=3, help="timed steps (after one warm-up step)")
     st.add_argument("--json", help="write results here")
+    ss = sub.add_parser("stage-start", help="seconds to run the demo's shortest stage: a fresh interpreter vs a "
+                                            "fork of the preloaded stage server, vs a bare interpreter start")
+    ss.add_argument("--config", default="configs/demo/bootstrap.yaml",
+                    help="the stage: `spark-rl bootstrap CONFIG --no-eval` (models shipped or cached: it only "
+                         "imports, resolves and exits, like the start of every stage)")
+    ss.add_argument("--repeats", type=int, default=3, help="timed runs of each (best is kept)")
+    ss.add_argument("--json", help="write results here")
 
 
 def _print(title: str, result: dict) -> None:
@@ -195,6 +202,46 @@ def bench_step(args) -> dict:
     return res
 
 
+def bench_stage_start(args) -> dict:
+    """The demo's shortest stage (the bootstrap when its models are shipped or cached: imports,
+    resolves, exits) on one core, started the two ways the demo can (`spark_rl.pipelines.stage_process`),
+    against the floor: an interpreter that imports nothing."""
+    import os
+    import subprocess
+    import sys
+    import tempfile
+
+    from spark_rl.pipelines.stage_process import ExecStarter, ForkServer
+
+    if not Path(args.config).exists():
+        raise FileNotFoundError(f"bench stage-start: no bootstrap config at {args.config} (run it from the repository)")
+    core = (min(os.sched_getaffinity(0)),)
+    tmp = Path(tempfile.mkdtemp(prefix="spark-rl-bench-"))
+    argv = ["bootstrap", args.config, "--no-eval"]
+
+    def run_stage(starter) -> float:
+        t = time.perf_counter()
+        proc = starter.start(argv, tmp / "stage.log", core, {})
+        proc.wait()
+        if proc.returncode != 0:
+            raise RuntimeError(f"bench stage-start: the stage failed (exit {proc.returncode}); see {tmp / 'stage.log'}")
+        return time.perf_counter() - t
+
+    def bare() -> float:
+        t = time.perf_counter()
+        subprocess.run(["taskset", "-c", str(core[0]), sys.executable, "-c", "pass"], check=True)
+        return time.perf_counter() - t
+
+    fork = ForkServer()
+    first_fork = run_stage(fork)                  # the server starts and imports its preload here
+    res = {"bare_interpreter_s": min(bare() for _ in range(args.repeats)),
+           "exec_s": min(run_stage(ExecStarter()) for _ in range(args.repeats)),
+           "fork_s": min(run_stage(fork) for _ in range(args.repeats)),
+           "fork_server_start_s": first_fork}
+    res["saved_per_stage_s"] = res["exec_s"] - res["fork_s"]
+    return res
+
+
 def run(args) -> int:
     if args.bench == "rollout":
         res = bench_rollout(args)
@@ -202,6 +249,8 @@ def run(args) -> int:
         res = bench_sync(args)
     elif args.bench == "step":
         res = bench_step(args)
+    elif args.bench == "stage-start":
+        res = bench_stage_start(args)
     else:
         raise AssertionError(args.bench)
     _print(f"bench {args.bench}", res)

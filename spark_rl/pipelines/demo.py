@@ -165,9 +165,9 @@ class Running:
 def start_stage(stage: Stage, fp: str, log_dir: Path, console, starter=None) -> Running | dict:
     """Start one stage's process (`starter`: forked from a preloaded server, or a fresh interpreter),
     or return its marker when an identical run already finished."""
-    from spark_rl.pipelines.stage_process import ExecStarter
-
     from rich.markup import escape
+
+    from spark_rl.pipelines.stage_process import ExecStarter
 
     mark = read_marker(stage)
     if not stage.always_run and mark.get("fingerprint") == fp and mark.get("status") == "done":
@@ -189,8 +189,9 @@ def start_stage(stage: Stage, fp: str, log_dir: Path, console, starter=None) -> 
     # Pinned before the stage has started a thread or a child: its threads, the Ray cluster it starts
     # and every worker inherit the mask, and the engines size their thread pools from it (vLLM's
     # "auto" binding and `usable_cores` read the affinity).
+    t0 = time.perf_counter()           # the first fork also waits for the server's preload: the stage pays it
     proc = (starter or ExecStarter()).start(argv, log_path, stage.cores, env)
-    return Running(stage, fp, argv, proc, log_path, time.perf_counter())
+    return Running(stage, fp, argv, proc, log_path, t0)
 
 
 def finish_stage(run: Running, console) -> dict:

@@ -193,6 +193,10 @@ S1_COLUMNS = [("variant", "variant"), ("n", "N"), ("f1", "F1"), ("f1_lo", "95% C
               ("n_solutions", "solutions"), ("n_unparsed", "unparsed")]
 
 
+PAIRED_COLUMNS = [("a", "a"), ("b", "b"), ("subset", "subset"), ("n", "items"), ("f1_diff", "F1(a) - F1(b)"),
+                  ("f1_diff_lo", "95% CI low"), ("f1_diff_hi", "95% CI high")]
+
+
 def stage2_rows(evalp: list[dict], every_subset: bool = False) -> list[dict]:
     """eval-prm reports as table rows: each model's first subset (the demo has one), or a row per
     (model, subset) with `every_subset`."""
@@ -219,6 +223,7 @@ def write_report(cfg, stages, timings: dict[str, dict], out: Path, total_s: floa
     demo = Path(cfg.output_dir)
     synth = _json(demo / "synthesize" / "report.json") or {}
     evalp = _json(demo / "eval_prm" / "report.json") or []
+    paired = _json(demo / "eval_prm" / "paired.json") or []
     runs, meta = {}, {}
     for st in stages:
         if st.name.startswith("rl:"):
@@ -240,7 +245,8 @@ def write_report(cfg, stages, timings: dict[str, dict], out: Path, total_s: floa
     stage_times = [{"stage": k, "wall_s": v.get("wall_s"), "skipped": bool(v.get("skipped")),
                     "status": v.get("status"), "started_s": v.get("started_s"),
                     "cores": ",".join(map(str, v["cores"])) if v.get("cores") else "all"} for k, v in timings.items()]
-    data = {"stage1": s1, "stage1_curation": synth.get("curation"), "stage2": s2, "stage3": s3,
+    data = {"stage1": s1, "stage1_curation": synth.get("curation"), "stage2": s2, "stage2_paired": paired,
+            "stage3": s3,
             "stages": stage_times, "total_s": total_s, "prm_student": cfg.prm_student}
     (out / "report.json").write_text(json.dumps(data, indent=1))
     parts = [f"<html><head><meta charset='utf-8'><title>spark-rl demo report</title><style>{STYLE}</style></head><body>",
@@ -255,6 +261,10 @@ def write_report(cfg, stages, timings: dict[str, dict], out: Path, total_s: floa
     parts += [f"<img src='{p.name}' alt='{p.stem}'>" for p in plots]
     parts += ["<h2>Stage 2: PRM students, ProcessBench-style (held-out synthetic set, exact labels)</h2>",
               html_table(s2, S2_COLUMNS)]
+    if paired:
+        parts += ["<p>Differences of two students on the same items (F1(a) - F1(b)) with their paired bootstrap "
+                  "95% intervals: an interval that holds 0 is no measurable difference.</p>",
+                  html_table(paired, PAIRED_COLUMNS)]
     if (out / "f1_by_model.png").exists():
         parts.append("<img src='f1_by_model.png' alt='stage 2 F1'>")
     parts += ["<h2>Stage 1: synthetic step labels vs exact labels</h2>", *stage1_html(synth)]
@@ -342,6 +352,11 @@ def write_run_report(run_dir: str | Path, out: str | Path | None = None) -> Path
         parts += ["<h2>ProcessBench-style scores per model and subset</h2>",
                   html_table(table, [("model", "model"), ("mode", "mode"), ("subset", "subset"), *S2_COLUMNS[2:4],
                                      ("f1", "F1"), *S2_COLUMNS[5:], ("mean_f1", "mean F1 (all subsets)")])]
+        paired = _json(run_dir / "paired.json") or []
+        if paired:
+            data["paired"] = paired
+            parts += ["<h2>Two models on the same items: F1 difference, paired bootstrap 95% interval</h2>",
+                      html_table(paired, PAIRED_COLUMNS)]
     elif kind == "train-prm":
         summary = _json(run_dir / "summary.json")
         table = [{"student": k, **v} for k, v in summary.items()]

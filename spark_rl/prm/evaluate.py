@@ -239,6 +239,42 @@ def eval_prm(cfg: EvalPRMConfig, progress: bool = True) -> list[dict]:
     finally:
         engines.close()
     (out / "report.json").write_text(json.dumps(reports, indent=1))
+    pairs = paired_differences(models, out)
+    (out / "paired.json").write_text(json.dumps(pairs, indent=1))
     plot_reports(reports, out / "f1_by_model.png")
     print(format_table(reports))
+    if pairs:
+        print(format_pairs(pairs))
     return reports
+
+
+def paired_differences(models: list[PRMModel], out: Path) -> list[dict]:
+    """F1 differences of every two models (earlier minus later, per subset) with paired bootstrap
+    intervals, from the predictions each wrote: both judged the same samples."""
+    from spark_rl.metrics.processbench import f1_diff_interval
+
+    preds = {}
+    for m in models:
+        rows = [json.loads(x) for x in (out / m.name / "predictions.jsonl").read_text().splitlines() if x.strip()]
+        preds[m.name] = {(r["subset"], r["id"]): r for r in rows}
+    pairs = []
+    for i, a in enumerate(models):
+        for b in models[i + 1:]:
+            shared = sorted(set(preds[a.name]) & set(preds[b.name]))
+            for subset in sorted({k[0] for k in shared}):
+                keys = [k for k in shared if k[0] == subset]
+                labels = [preds[a.name][k]["label"] for k in keys]
+                diff, lo, hi = f1_diff_interval([preds[a.name][k]["pred"] for k in keys],
+                                                [preds[b.name][k]["pred"] for k in keys], labels)
+                pairs.append({"a": a.name, "b": b.name, "subset": subset, "n": len(keys), "f1_diff": diff,
+                              "f1_diff_lo": lo, "f1_diff_hi": hi})
+    return pairs
+
+
+def format_pairs(pairs: list[dict]) -> str:
+    head = f"{'F1(a) - F1(b), paired 95% CI':<60}{'subset':>10}{'diff':>8}{'interval':>18}"
+    lines = [head, "-" * len(head)]
+    for p in pairs:
+        interval = f"[{p['f1_diff_lo']:+.3f}, {p['f1_diff_hi']:+.3f}]"
+        lines.append(f"{(p['a'] + ' - ' + p['b'])[:60]:<60}{p['subset'][:10]:>10}{p['f1_diff']:>+8.3f}{interval:>18}")
+    return "\n".join(lines)
