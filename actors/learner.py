@@ -194,14 +194,15 @@ class LearnerGroup:
     def compute_logprobs(self, seqs: list[list[int]]) -> list[list[float]]:
         if getattr(self.cfg, "zero_stage", 0) == 3:   # ZeRO-3 forwards are collective: all ranks, same input
             return self._all("compute_logprobs", seqs)[0]
-        parts = self._split(seqs)
-        outs = get_all([w.call.remote("compute_logprobs", p) for w, p in zip(self.workers, parts)])
-        return [x for part in outs for x in part]
+        return self._sharded("compute_logprobs", seqs)
 
     def reference_logprobs(self, seqs: list[list[int]]) -> list[list[float]]:
         """The attached reference's logprobs (`Learner.attach_reference`), each rank its share."""
-        parts = self._split(seqs)
-        outs = get_all([w.call.remote("reference_logprobs", p) for w, p in zip(self.workers, parts)])
+        return self._sharded("reference_logprobs", seqs)
+
+    def _sharded(self, method: str, items: list) -> list:
+        """`method` on each rank's contiguous share of `items`; the results in the items' order."""
+        outs = get_all([w.call.remote(method, p) for w, p in zip(self.workers, self._split(items))])
         return [x for part in outs for x in part]
 
     # ---- weights and checkpoints ------------------------------------------------------------

@@ -41,6 +41,26 @@ def first_error_index(step_labels: list[bool | None]) -> int:
     return -1
 
 
+def _f1_of_rows(hit, err, rows):
+    """ProcessBench F1 of the samples `rows` indexes (any leading shape: one row set or a batch of
+    bootstrap draws); `hit`, `err`: per-sample arrays (prediction right, sample erroneous). A row set
+    with no erroneous (or no correct) sample scores 0 on that side, the metric's convention, never NaN."""
+    import numpy as np
+
+    e, h = err[rows], hit[rows]
+    n_err, n_ok = e.sum(-1), (~e).sum(-1)
+    acc_err = np.where(n_err > 0, (h & e).sum(-1) / np.maximum(n_err, 1), 0.0)
+    acc_ok = np.where(n_ok > 0, (h & ~e).sum(-1) / np.maximum(n_ok, 1), 0.0)
+    s = acc_err + acc_ok
+    return np.where(s > 0, 2 * acc_err * acc_ok / np.where(s > 0, s, 1), 0.0)
+
+
+def _hits(preds: list[int | None], labels: list[int]):
+    import numpy as np
+
+    return np.array([p is not None and p == t for p, t in zip(preds, labels)])
+
+
 def f1_interval(preds: list[int | None], labels: list[int], n_boot: int = 1000, seed: int = 0,
                 level: float = 0.95) -> tuple[float, float]:
     """Percentile bootstrap interval of the ProcessBench F1: the samples (solutions) are drawn with
@@ -51,16 +71,9 @@ def f1_interval(preds: list[int | None], labels: list[int], n_boot: int = 1000, 
         raise ValueError(f"{len(preds)} predictions for {len(labels)} labels")
     if not labels:
         return 0.0, 0.0
-    lab = np.asarray(labels)
-    err = lab != -1
-    hit = np.array([p is not None and p == t for p, t in zip(preds, labels)])
+    err = np.asarray(labels) != -1
     idx = np.random.default_rng(seed).integers(0, len(labels), size=(n_boot, len(labels)))
-    e, h = err[idx], hit[idx]
-    n_err, n_ok = e.sum(1), (~e).sum(1)
-    acc_err = np.where(n_err > 0, (h & e).sum(1) / np.maximum(n_err, 1), 0.0)
-    acc_ok = np.where(n_ok > 0, (h & ~e).sum(1) / np.maximum(n_ok, 1), 0.0)
-    s = acc_err + acc_ok
-    f1 = np.where(s > 0, 2 * acc_err * acc_ok / np.where(s > 0, s, 1), 0.0)
+    f1 = _f1_of_rows(_hits(preds, labels), err, idx)
     lo, hi = np.quantile(f1, [(1 - level) / 2, 1 - (1 - level) / 2])
     return float(lo), float(hi)
 
@@ -77,20 +90,11 @@ def f1_diff_interval(preds_a: list[int | None], preds_b: list[int | None], label
         raise ValueError(f"{len(preds_a)} and {len(preds_b)} predictions for {len(labels)} labels")
     if not labels:
         return 0.0, 0.0, 0.0
-    lab = np.asarray(labels)
-    err = lab != -1
+    err = np.asarray(labels) != -1
     idx = np.random.default_rng(seed).integers(0, len(labels), size=(n_boot, len(labels)))
-
-    def f1s(preds, rows):
-        hit = np.array([p is not None and p == t for p, t in zip(preds, labels)])[rows]
-        e = err[rows]
-        n_err, n_ok = e.sum(-1), (~e).sum(-1)
-        acc_err = np.where(n_err > 0, (hit & e).sum(-1) / np.maximum(n_err, 1), 0.0)
-        acc_ok = np.where(n_ok > 0, (hit & ~e).sum(-1) / np.maximum(n_ok, 1), 0.0)
-        total = acc_err + acc_ok
-        return np.where(total > 0, 2 * acc_err * acc_ok / np.where(total > 0, total, 1), 0.0)
-
+    hit_a, hit_b = _hits(preds_a, labels), _hits(preds_b, labels)
     everything = np.arange(len(labels))
-    diff = float(f1s(preds_a, everything) - f1s(preds_b, everything))
-    lo, hi = np.quantile(f1s(preds_a, idx) - f1s(preds_b, idx), [(1 - level) / 2, 1 - (1 - level) / 2])
+    diff = float(_f1_of_rows(hit_a, err, everything) - _f1_of_rows(hit_b, err, everything))
+    lo, hi = np.quantile(_f1_of_rows(hit_a, err, idx) - _f1_of_rows(hit_b, err, idx),
+                         [(1 - level) / 2, 1 - (1 - level) / 2])
     return diff, float(lo), float(hi)

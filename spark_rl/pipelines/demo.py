@@ -39,6 +39,11 @@ _TQDM = re.compile(r"(?P<desc>[^\r\n|]*?):\s*\d+%\|[^|]*\|\s*(?P<n>\d+)/(?P<tota
                    r"\[(?P<elapsed>[\d:]+)<(?P<eta>[\d:?]+)")
 
 
+def stage_env() -> dict[str, str]:
+    """What every stage's environment adds to the demo's: tqdm's pace, and DeepSpeed on the CPU unless set."""
+    return {**STAGE_ENV, "DS_ACCELERATOR": os.environ.get("DS_ACCELERATOR", "cpu")}
+
+
 @dataclass
 class Stage:
     name: str
@@ -185,7 +190,7 @@ def start_stage(stage: Stage, fp: str, log_dir: Path, console, starter=None) -> 
     # escape(): the command line holds brackets (data.variants=[a,b]) that rich would read as markup
     console.print(f"[bold]{escape(stage.name)}[/bold]: {escape('spark-rl ' + ' '.join(argv))}  "
                   f"[dim](log: {escape(str(log_path))}{pinned})[/dim]")
-    env = {**STAGE_ENV, "DS_ACCELERATOR": os.environ.get("DS_ACCELERATOR", "cpu")}
+    env = stage_env()
     # Pinned before the stage has started a thread or a child: its threads, the Ray cluster it starts
     # and every worker inherit the mask, and the engines size their thread pools from it (vLLM's
     # "auto" binding and `usable_cores` read the affinity).
@@ -269,7 +274,7 @@ def run_demo(cfg: DemoConfig, report_only: bool = False) -> Path:
 
         # the server's environment is this process's when it starts: what tqdm and DeepSpeed read at
         # import time must be set by then
-        os.environ.update(STAGE_ENV, DS_ACCELERATOR=os.environ.get("DS_ACCELERATOR", "cpu"))
+        os.environ.update(stage_env())
         starter = ForkServer()
     else:
         starter = None

@@ -38,10 +38,11 @@ def stage_main(argv: list[str], log_path: str, cores: tuple[int, ...] | None, en
     sys.stdout = open(1, "w", buffering=1, closefd=False)  # noqa: SIM115  (lives as long as the process)
     sys.stderr = open(2, "w", buffering=1, closefd=False)  # noqa: SIM115
     sys.argv = ["spark-rl", *argv]
-    where = ",".join(map(str, sorted(os.sched_getaffinity(0))))
-    print(f"spark-rl {argv[0]}: pid {os.getpid()}, forked from the preloaded stage server, on cores {where}", flush=True)
+    mine = sorted(os.sched_getaffinity(0))
+    print(f"spark-rl {argv[0]}: pid {os.getpid()}, forked from the preloaded stage server, on cores "
+          f"{','.join(map(str, mine))}", flush=True)
     if "torch" in sys.modules:     # OpenMP counted the fork server's cores when torch loaded there
-        sys.modules["torch"]._C.set_num_threads(len(os.sched_getaffinity(0)))
+        sys.modules["torch"]._C.set_num_threads(len(mine))
     from spark_rl.cli import main
 
     code = main(argv)
