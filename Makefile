@@ -4,6 +4,10 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.spark-rl-installed
 PYTEST_ARGS ?=
+# DeepSpeed's JIT-built ops (the CPU shared-memory comm op) are cached per venv: in the shared
+# ~/.cache/torch_extensions, two checkouts on one machine rebuild it for each other (~90 s each
+# time). Every command below, and the Ray workers it starts, inherit this.
+export TORCH_EXTENSIONS_DIR ?= $(abspath $(VENV))/torch_extensions
 
 .PHONY: setup demo test test-fast layers lint clean
 
@@ -19,7 +23,7 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip uninstall -y -q torchvision torchaudio torchcodec || true
 	$(PY) -c "import vllm, transformers, deepspeed, ray; from transformers import Qwen2ForCausalLM"
 	# DeepSpeed JIT-compiles its CPU shared-memory comm op on first use (~1 min, cached in
-	# ~/.cache/torch_extensions): build it here, so the demo's first learner does not pay for it.
+	# $$TORCH_EXTENSIONS_DIR): build it here, so the demo's first learner does not pay for it.
 	DS_ACCELERATOR=cpu $(PY) -c "from deepspeed.comm.torch import build_shm_op; build_shm_op()"
 	touch $(STAMP)
 

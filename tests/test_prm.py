@@ -38,7 +38,7 @@ def _stage1_dir(root, n_problems=40):
 def test_train_then_eval_prm(ray_session, easy_policy, tmp_path):
     from transformers import AutoModelForCausalLM
 
-    from spark_rl.prm.evaluate import EvalPRMConfig, PRMModel, eval_prm
+    from spark_rl.prm.evaluate import EvalPRMConfig, PRMModel, eval_prm, models_of
     from spark_rl.prm.train import TrainPRMConfig, train_prm
 
     cfg = TrainPRMConfig(output_dir=str(tmp_path / "prm"), init_model=easy_policy)
@@ -57,6 +57,7 @@ def test_train_then_eval_prm(ray_session, easy_policy, tmp_path):
         assert AutoModelForCausalLM.from_pretrained(res["model"]) is not None
     again = train_prm(cfg, progress=False)                    # finished students are not retrained
     assert again == summary
+    assert {res["init_model"] for res in summary.values()} == {easy_policy}
     # the second student trained on the learner group the first one left (reset to the initial
     # model, a new optimizer): step for step what a group of its own computes
     from dataclasses import replace
@@ -70,13 +71,15 @@ def test_train_then_eval_prm(ray_session, easy_policy, tmp_path):
     # a ProcessBench-schema file: the real gsm8k subset (shipped in the package)
     ecfg = EvalPRMConfig(output_dir=str(tmp_path / "eval"), train_prm_dir=str(tmp_path / "prm"),
                          models=[PRMModel(name="policy-as-critic", path=easy_policy, mode="critic")],
-                         max_new_tokens=96)
+                         max_new_tokens=96, train_prm_start=True)
     ecfg.data.sources = ["arith", "gsm8k"]
     ecfg.data.arith_n, ecfg.data.limit = 12, 6
     ecfg.data.domain.min_ops, ecfg.data.domain.max_ops = 1, 2
     ecfg.critic.k = 3
     reports = eval_prm(ecfg, progress=False)
-    assert [r["model"] for r in reports] == ["policy-as-critic", "step-consistency", "single"]
+    # train_prm_start: the students' starting model too, generative, last (pairs read "student - start")
+    assert [r["model"] for r in reports] == ["policy-as-critic", "step-consistency", "single", "start-policy"]
+    assert [(m.path, m.mode) for m in models_of(ecfg)][-1] == (easy_policy, "generative")
     for r in reports:
         for subset, s in r["subsets"].items():
             assert s["n"] == 6 and s["n_unparsed"] >= s["n_too_long"] >= 0, (r["model"], subset)
@@ -90,9 +93,9 @@ def test_train_then_eval_prm(ray_session, easy_policy, tmp_path):
     # every two models, per subset: the F1 difference on the items both judged, with its paired interval
     pairs = json.loads((tmp_path / "eval" / "paired.json").read_text())
     f1 = {(r["model"], s): v["f1"] for r in reports for s, v in r["subsets"].items()}
-    assert {(p["a"], p["b"]) for p in pairs} == {("policy-as-critic", "step-consistency"), ("policy-as-critic", "single"),
-                                                 ("step-consistency", "single")}
-    assert len(pairs) == 3 * 2 and all(p["n"] == 6 for p in pairs)
+    names = [r["model"] for r in reports]
+    assert {(p["a"], p["b"]) for p in pairs} == {(a, b) for i, a in enumerate(names) for b in names[i + 1:]}
+    assert len(pairs) == 6 * 2 and all(p["n"] == 6 for p in pairs)
     for p in pairs:
         assert p["f1_diff"] == pytest.approx(f1[p["a"], p["subset"]] - f1[p["b"], p["subset"]])
         assert p["f1_diff_lo"] <= p["f1_diff_hi"]

@@ -76,3 +76,27 @@ def test_students_one_per_variant_and_format():
     from spark_rl.config import ConfigError
     with pytest.raises((ConfigError, ValueError), match="format_variants"):
         PRMDataSection(variants=["single"], formats=["prm-cot", "prm"], format_variants={"prm": ["other"]}).validate()
+
+
+def test_models_of_adds_the_students_start_last(tmp_path):
+    import json
+
+    from spark_rl.config import save_resolved
+    from spark_rl.prm.evaluate import EvalPRMConfig, models_of
+    from spark_rl.prm.train import TrainPRMConfig
+
+    root = tmp_path / "prm"
+    save_resolved(TrainPRMConfig(output_dir=str(root), init_from="verifier"), root)
+    students = {"single": {"model": "m/single", "format": "prm-cot", "init_model": "boot/verifier"},
+                "single.prm": {"model": "m/single.prm", "format": "prm", "init_model": "boot/verifier"},
+                "skipped": {"skipped": "no training rows"}}
+    (root / "summary.json").write_text(json.dumps(students))
+    cfg = EvalPRMConfig(train_prm_dir=str(root), train_prm_start=True)
+    assert [(m.name, m.path, m.format) for m in models_of(cfg)] == [
+        ("single", "m/single", "prm-cot"), ("single.prm", "m/single.prm", "prm"),
+        ("start-verifier", "boot/verifier", "prm-cot")]
+    assert [m.name for m in models_of(EvalPRMConfig(train_prm_dir=str(root)))] == ["single", "single.prm"]
+    students["single.prm"]["init_model"] = "elsewhere"
+    (root / "summary.json").write_text(json.dumps(students))
+    with pytest.raises(ValueError, match="train_prm_start: .* started from 2 models"):
+        models_of(cfg)

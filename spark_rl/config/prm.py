@@ -124,6 +124,9 @@ class EvalPRMConfig(Schema):
     seed: int = 0
     models: list[PRMModel] = field(default_factory=list)
     train_prm_dir: str = ""             # also evaluate every student under a `train-prm` output folder
+    # with train_prm_dir: also evaluate the model the students started from (`start-<init_from>`, in
+    # PRM-CoT format), the baseline a student's training has to beat
+    train_prm_start: bool = False
     data: EvalDataSection = field(default_factory=EvalDataSection)
     critic: CriticSection = field(default_factory=CriticSection)
     max_new_tokens: int = 512

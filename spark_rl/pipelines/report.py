@@ -261,6 +261,10 @@ def write_report(cfg, stages, timings: dict[str, dict], out: Path, total_s: floa
     parts += [f"<img src='{p.name}' alt='{p.stem}'>" for p in plots]
     parts += ["<h2>Stage 2: PRM students, ProcessBench-style (held-out synthetic set, exact labels)</h2>",
               html_table(s2, S2_COLUMNS)]
+    if any(r["model"].startswith("start-") for r in s2):
+        parts.append("<p><i>start-...</i>: the model every student started from, evaluated the same way "
+                     "(eval-prm <code>train_prm_start</code>): a student's difference to it is what its Stage 1 "
+                     "labels taught.</p>")
     if paired:
         parts += ["<p>Differences of two students on the same items (F1(a) - F1(b)) with their paired bootstrap "
                   "95% intervals: an interval that holds 0 is no measurable difference.</p>",

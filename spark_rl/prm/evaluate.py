@@ -173,10 +173,22 @@ def models_of(cfg: EvalPRMConfig) -> list[PRMModel]:
         from spark_rl.config import load_config
         from spark_rl.prm.train import TrainPRMConfig
 
-        fmt = load_config(TrainPRMConfig, root / "config.yaml").data.format
-        for name, res in json.loads(summary.read_text()).items():
+        tcfg = load_config(TrainPRMConfig, root / "config.yaml")
+        results = json.loads(summary.read_text())
+        for name, res in results.items():
             if "model" in res:
-                models.append(PRMModel(name=name, path=res["model"], format=res.get("format", fmt)))
+                models.append(PRMModel(name=name, path=res["model"], format=res.get("format", tcfg.data.format)))
+        if cfg.train_prm_start:         # last: the paired differences then read "student - start"
+            starts = sorted({res["init_model"] for res in results.values() if "init_model" in res})
+            if not starts:              # students trained before train-prm recorded it: resolve it as train-prm did
+                from spark_rl.prm.train import resolve_init
+
+                starts = [resolve_init(tcfg)]
+                log.info("train_prm_start: %s does not record the students' start; resolved %s", summary, starts[0])
+            if len(starts) != 1:
+                raise ValueError(f"train_prm_start: the students under {root} started from {len(starts)} models "
+                                 f"({starts}); set `models` instead")
+            models.append(PRMModel(name=f"start-{tcfg.init_from}", path=starts[0], format="prm-cot"))
     if not models:
         raise ValueError("eval-prm: no models (set `models` or `train_prm_dir`)")
     names = [m.name for m in models]

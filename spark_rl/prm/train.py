@@ -165,7 +165,7 @@ def train_student(cfg: TrainPRMConfig, name: str, variant: str, fmt: str, init_m
             "heldout_rows": len(held_rows),
             "steps": steps, "first_loss": history[0]["loss"], "final_loss": history[-1]["loss"],
             "heldout_nll": evals[-1] if evals else None, "epoch_padding_share": sum(pads) / max(1, len(pads)),
-            "train_s": time.perf_counter() - t0, "model": str(out / "model")}
+            "train_s": time.perf_counter() - t0, "model": str(out / "model"), "init_model": init_model}
 
 
 def resolve_init(cfg: TrainPRMConfig) -> str:
@@ -193,7 +193,8 @@ def train_prm(cfg: TrainPRMConfig, progress: bool = True) -> dict:
             vdir = out / name
             done = vdir / "model" / ".complete"
             if done.exists() and done.read_text() == fingerprint:
-                summary[name] = json.loads((vdir / "summary.json").read_text())
+                # the fingerprint holds the init: a student kept from before started where this one would
+                summary[name] = {**json.loads((vdir / "summary.json").read_text()), "init_model": init}
                 log.info("train-prm %s: done before, skipped", name)
                 continue
             print(f"train-prm: student {k}/{len(todo)}: {name} ({fmt} on {variant} labels)", flush=True)
