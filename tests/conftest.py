@@ -60,8 +60,8 @@ def tiny_rl_config(out_dir, steps: int, prompts: int = 4, group_size: int = 4, m
 
 
 def _easy_bootstrap(tmp_path_factory, build):
-    from spark_rl.tasks.domain import DomainConfig
     from spark_rl.bootstrap import BootstrapConfig, PolicyBootstrap, VerifierBootstrap, bootstrap
+    from spark_rl.tasks.domain import DomainConfig
 
     cfg = BootstrapConfig(build=build, out_dir=str(tmp_path_factory.mktemp("bootstrap")), domain=DomainConfig(**EASY),
                           policy=PolicyBootstrap(steps=120, batch_size=32, train_problems=1000, warmup_steps=10),

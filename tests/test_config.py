@@ -62,10 +62,10 @@ def test_every_shipped_config_loads_and_validates():
     """configs/**.yaml must stay valid as the dataclasses change (found by the top-level key set)."""
     from pathlib import Path
 
+    from spark_rl.bootstrap import BootstrapConfig
     from spark_rl.config import load_config
     from spark_rl.config.rl import RLConfig
     from spark_rl.pipelines.synthesize import SynthesizeConfig
-    from spark_rl.bootstrap import BootstrapConfig
 
     root = Path(__file__).resolve().parents[1] / "configs"
     from spark_rl.pipelines.demo import DemoConfig

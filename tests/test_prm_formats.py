@@ -3,7 +3,6 @@
 import pytest
 
 from spark_rl.formats.verification import render_verification
-from spark_rl.verification.prompts import present_solution, verifier_prompt
 from spark_rl.verification.prm_formats import (
     FORMATS,
     eval_prompt,
@@ -13,6 +12,7 @@ from spark_rl.verification.prm_formats import (
     sft_example,
     step_analyses,
 )
+from spark_rl.verification.prompts import verifier_prompt
 
 T, F = True, False
 STEPS = ["Step 1: 2 + 3 = 5", "Step 2: 5 * 2 = 11", "Step 3: 11 - 1 = 10"]

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from spark_rl.config import load_config
 from spark_rl.bootstrap import SHIPPED_DIR, BootstrapConfig, bootstrap
+from spark_rl.config import load_config
 
 ROOT = Path(__file__).resolve().parents[1]
 DEMO = ROOT / "configs" / "demo" / "bootstrap.yaml"

@@ -16,8 +16,8 @@ def add_arguments(p) -> None:
 
 
 def run(args) -> int:
-    from spark_rl.config import load_config
     from spark_rl.bootstrap import BootstrapConfig, bootstrap
+    from spark_rl.config import load_config
 
     cfg = load_config(BootstrapConfig, args.config, args.overrides)
     res = bootstrap(cfg, evaluate=not args.no_eval, rebuild=args.rebuild, ship=args.ship)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from spark_rl.config.checks import Schema
 from spark_rl.config import require
+from spark_rl.config.checks import Schema
 from spark_rl.tasks.arith import ArithProblem, generate_problems
 
 

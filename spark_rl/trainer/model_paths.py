@@ -27,8 +27,8 @@ def resolve_model_paths(paths: dict[str, str], bootstrap_config: str,
         _check_local(name, path)
     if all(paths.values()):
         return dict(paths)
-    from spark_rl.config import load_config
     from spark_rl.bootstrap import BootstrapConfig, bootstrap
+    from spark_rl.config import load_config
 
     bcfg = load_config(BootstrapConfig, bootstrap_config)
     if build is None:       # only the models without a path (and the policy a verifier starts from)
