@@ -100,3 +100,6 @@ def test_models_of_adds_the_students_start_last(tmp_path):
     (root / "summary.json").write_text(json.dumps(students))
     with pytest.raises(ValueError, match="train_prm_start: .* started from 2 models"):
         models_of(cfg)
+    from spark_rl.config import ConfigError
+    with pytest.raises((ConfigError, ValueError), match="train_prm_start.*needs train_prm_dir"):
+        EvalPRMConfig(train_prm_start=True).validate()

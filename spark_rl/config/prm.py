@@ -118,6 +118,9 @@ class CriticSection(Schema):
         require(self.k >= 1, "k", "must be >= 1")
 
 
+START_PREFIX = "start-"                 # eval-prm's name of the students' starting model: start-<init_from>
+
+
 @dataclass
 class EvalPRMConfig(Schema):
     output_dir: str = "runs/demo/eval_prm"
@@ -137,3 +140,5 @@ class EvalPRMConfig(Schema):
 
     def validate(self) -> None:
         require(self.max_new_tokens >= 1, "max_new_tokens", "must be >= 1")
+        require(self.train_prm_dir or not self.train_prm_start, "train_prm_start",
+                "needs train_prm_dir (the students whose starting model it evaluates)")

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from spark_rl.config.prm import START_PREFIX
 from spark_rl.trainer.metrics import read_metrics
 
 HACKING = [("hacking/text_after_answer_share", "share with text after </answer>"),
@@ -261,7 +262,7 @@ def write_report(cfg, stages, timings: dict[str, dict], out: Path, total_s: floa
     parts += [f"<img src='{p.name}' alt='{p.stem}'>" for p in plots]
     parts += ["<h2>Stage 2: PRM students, ProcessBench-style (held-out synthetic set, exact labels)</h2>",
               html_table(s2, S2_COLUMNS)]
-    if any(r["model"].startswith("start-") for r in s2):
+    if any(r["model"].startswith(START_PREFIX) for r in s2):
         parts.append("<p><i>start-...</i>: the model every student started from, evaluated the same way "
                      "(eval-prm <code>train_prm_start</code>): a student's difference to it is what its Stage 1 "
                      "labels taught.</p>")

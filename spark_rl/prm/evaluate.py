@@ -171,6 +171,7 @@ def models_of(cfg: EvalPRMConfig) -> list[PRMModel]:
         if not summary.exists():
             raise FileNotFoundError(f"train_prm_dir={root}: no summary.json (run `spark-rl train-prm` first)")
         from spark_rl.config import load_config
+        from spark_rl.config.prm import START_PREFIX
         from spark_rl.prm.train import TrainPRMConfig
 
         tcfg = load_config(TrainPRMConfig, root / "config.yaml")
@@ -188,7 +189,7 @@ def models_of(cfg: EvalPRMConfig) -> list[PRMModel]:
             if len(starts) != 1:
                 raise ValueError(f"train_prm_start: the students under {root} started from {len(starts)} models "
                                  f"({starts}); set `models` instead")
-            models.append(PRMModel(name=f"start-{tcfg.init_from}", path=starts[0], format="prm-cot"))
+            models.append(PRMModel(name=f"{START_PREFIX}{tcfg.init_from}", path=starts[0], format="prm-cot"))
     if not models:
         raise ValueError("eval-prm: no models (set `models` or `train_prm_dir`)")
     names = [m.name for m in models]
