@@ -31,6 +31,34 @@ def test_yaml_and_overrides(tmp_path):
     assert "steps: 7" in out.read_text()
 
 
+def test_a_mapping_override_replaces_a_mapping_and_merges_into_a_section(tmp_path):
+    """`key={...}` on a dict-typed field replaces it (a merge cannot remove keys, so `key={}` once
+    did nothing); on a section it sets the named fields and keeps the rest."""
+    p = tmp_path / "c.yaml"
+    p.write_text("trainer:\n  lr: 0.5\n  resources: {rollout: 0.5, reward: 0.25}\n")
+    assert load_config(Outer, p).trainer.resources == {"rollout": 0.5, "reward": 0.25}
+    assert load_config(Outer, p, ["trainer.resources={}"]).trainer.resources == {}
+    assert load_config(Outer, p, ["trainer.resources={reward: 1}"]).trainer.resources == {"reward": 1.0}
+    assert load_config(Outer, p, ["trainer.resources.reward=1"]).trainer.resources == {"rollout": 0.5, "reward": 1.0}
+    cfg = load_config(Outer, p, ["trainer={steps: 9}"])
+    assert (cfg.trainer.steps, cfg.trainer.lr, cfg.trainer.resources["rollout"]) == (9, 0.5, 0.5)
+    with pytest.raises(ConfigError, match="trainer.resources"):
+        load_config(Outer, p, ["trainer.resources={reward: abc}"])
+
+
+def test_the_demo_prm_config_can_drop_its_no_cot_student():
+    """What a user types to train PRM-CoT students only: the no-CoT entry of `format_variants` goes too."""
+    from pathlib import Path
+
+    from spark_rl.config.prm import TrainPRMConfig
+
+    path = Path(__file__).resolve().parents[1] / "configs" / "demo" / "train_prm.yaml"
+    with pytest.raises(ConfigError, match="'prm' is not one of the formats"):
+        load_config(TrainPRMConfig, path, ["data.formats=[prm-cot]"])
+    cfg = load_config(TrainPRMConfig, path, ["data.formats=[prm-cot]", "data.format_variants={}"])
+    assert cfg.data.formats == ["prm-cot"] and cfg.data.format_variants == {}
+
+
 def test_unknown_key_in_file_is_one_line_naming_it(tmp_path):
     p = tmp_path / "c.yaml"
     p.write_text("trainer:\n  lrr: 0.5\n")

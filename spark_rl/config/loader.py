@@ -32,9 +32,17 @@ def _one_line(e: OmegaConfBaseException, where: str) -> str:
     return f"config error at '{key}'{where}: {msg}"
 
 
+def _replaces_mapping(merged: DictConfig, layer: DictConfig, key: str) -> bool:
+    """Whether the override `key={...}` replaces its target: yes for a plain mapping (a dict-typed
+    field), since a merge can never remove a key (`key={}` would change nothing); a section (a
+    dataclass) still merges: `learner.engine={lr: 0.001}` sets that one field."""
+    value, target = OmegaConf.select(layer, key), OmegaConf.select(merged, key, default=None)
+    return isinstance(value, DictConfig) and isinstance(target, DictConfig) and OmegaConf.get_type(target) is dict
+
+
 def load_config(schema: type[T], path: str | Path | None = None, overrides: list[str] | None = None) -> T:
     base = OmegaConf.structured(schema)
-    layers: list[tuple[DictConfig, str]] = []
+    layers: list[tuple[DictConfig, str, str]] = []   # (layer, where, the override's key or "")
     if path is not None:
         p = Path(path)
         if not p.is_file():
@@ -46,18 +54,21 @@ def load_config(schema: type[T], path: str | Path | None = None, overrides: list
         if not isinstance(loaded, DictConfig):
             raise ConfigError(f"{p}: top level must be a mapping")
         loaded.pop("defaults", None)
-        layers.append((loaded, f" (in {p})"))
+        layers.append((loaded, f" (in {p})", ""))
     for ov in overrides or []:
         if "=" not in ov:
             raise ConfigError(f"override {ov!r} is not of the form key=value")
         try:
-            layers.append((OmegaConf.from_dotlist([ov]), f" (override {ov!r})"))
+            layers.append((OmegaConf.from_dotlist([ov]), f" (override {ov!r})", ov.split("=", 1)[0].strip()))
         except OmegaConfBaseException as e:
             raise ConfigError(f"bad override {ov!r}: {str(e).splitlines()[0]}") from None
     merged = base
-    for layer, where in layers:
+    for layer, where, key in layers:
         try:
-            merged = OmegaConf.merge(merged, layer)
+            if key and _replaces_mapping(merged, layer, key):
+                OmegaConf.update(merged, key, OmegaConf.select(layer, key), merge=False)
+            else:
+                merged = OmegaConf.merge(merged, layer)
         except OmegaConfBaseException as e:
             raise ConfigError(_one_line(e, where)) from None
     try:
