@@ -103,3 +103,19 @@ def test_models_of_adds_the_students_start_last(tmp_path):
     from spark_rl.config import ConfigError
     with pytest.raises((ConfigError, ValueError), match="train_prm_start.*needs train_prm_dir"):
         EvalPRMConfig(train_prm_start=True).validate()
+
+
+def test_models_of_resolves_the_start_of_students_that_did_not_record_it(tmp_path):
+    """A train-prm folder from before `init_model` was recorded: the start is resolved from its config."""
+    import json
+
+    from spark_rl.config import save_resolved
+    from spark_rl.prm.evaluate import EvalPRMConfig, models_of
+    from spark_rl.prm.train import TrainPRMConfig
+
+    root, start = tmp_path / "prm", tmp_path / "base-model"
+    start.mkdir()
+    save_resolved(TrainPRMConfig(output_dir=str(root), init_model=str(start), init_from="verifier"), root)
+    (root / "summary.json").write_text(json.dumps({"single": {"model": "m/single", "format": "prm-cot"}}))
+    models = models_of(EvalPRMConfig(train_prm_dir=str(root), train_prm_start=True))
+    assert [(m.name, m.path) for m in models] == [("single", "m/single"), ("start-verifier", str(start))]
