@@ -257,3 +257,30 @@ def test_demo_console_echo_is_the_real_command_line(tmp_path):
     run_stage(stage, "fp", tmp_path / "logs", console)
     text = console.export_text()
     assert "spark-rl " + " ".join(argv) in text and "pb:[x]" in text
+
+
+def test_a_stage_ends_what_it_started_and_left_running(tmp_path):
+    """`end_descendants` (run by every forked stage at its end; a forked child skips atexit, where
+    Ray's shutdown stops the stage's local cluster): children and grandchildren, orphans-to-be
+    included, are gone. Run in a child interpreter: here it would end this test session's workers."""
+    import subprocess
+    import sys
+
+    import psutil
+
+    script = (
+        "import subprocess, sys\n"
+        "from spark_rl.pipelines.stage_process import end_descendants\n"
+        "p = subprocess.Popen(['bash', '-c', 'sleep 120 & sleep 120 & wait'])\n"
+        "import time, psutil\n"
+        "while len(psutil.Process().children(recursive=True)) < 3: time.sleep(0.05)\n"
+        "print(' '.join(str(c.pid) for c in psutil.Process().children(recursive=True)), flush=True)\n"
+        "print(end_descendants(), flush=True)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    pids_line, count = out.stdout.split("\n")[:2]
+    pids = [int(x) for x in pids_line.split()]
+    assert len(pids) == 3 and int(count) == 3
+    alive = [p for p in pids if psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE]
+    assert alive == []

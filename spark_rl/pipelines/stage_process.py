@@ -45,10 +45,30 @@ def stage_main(argv: list[str], log_path: str, cores: tuple[int, ...] | None, en
         sys.modules["torch"]._C.set_num_threads(len(mine))
     from spark_rl.cli import main
 
-    code = main(argv)
-    sys.stdout.flush()
-    sys.stderr.flush()
+    try:
+        code = main(argv)
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        end_descendants()
     sys.exit(code)
+
+
+def end_descendants() -> int:
+    """Kill every process this one started that is still running; returns how many. A forked stage
+    needs it: a multiprocessing child skips atexit, where Ray's shutdown stops the local cluster the
+    stage started, and without it that cluster's dashboard and runtime-env agents outlive the stage,
+    orphaned, for minutes (~140 MB each; measured 1-4 min). `ray.shutdown()` would take ~1.5 s; a
+    SIGKILL needs no wait (the stage exits next, and init reaps what it leaves)."""
+    import psutil
+
+    procs = psutil.Process().children(recursive=True)
+    for p in procs:
+        try:
+            p.kill()
+        except psutil.Error:
+            pass
+    return len(procs)
 
 
 class StageProcess:
