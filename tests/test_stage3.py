@@ -269,9 +269,9 @@ def test_a_stage_ends_what_it_started_and_left_running(tmp_path):
     import psutil
 
     script = (
-        "import subprocess, sys\n"
+        "import subprocess\n"
         "from spark_rl.pipelines.stage_process import end_descendants\n"
-        "p = subprocess.Popen(['bash', '-c', 'sleep 120 & sleep 120 & wait'])\n"
+        "subprocess.Popen(['bash', '-c', 'sleep 120 & sleep 120 & wait'])\n"
         "import time, psutil\n"
         "while len(psutil.Process().children(recursive=True)) < 3: time.sleep(0.05)\n"
         "print(' '.join(str(c.pid) for c in psutil.Process().children(recursive=True)), flush=True)\n"

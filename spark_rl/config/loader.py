@@ -32,12 +32,14 @@ def _one_line(e: OmegaConfBaseException, where: str) -> str:
     return f"config error at '{key}'{where}: {msg}"
 
 
-def _replaces_mapping(merged: DictConfig, layer: DictConfig, key: str) -> bool:
-    """Whether the override `key={...}` replaces its target: yes for a plain mapping (a dict-typed
-    field), since a merge can never remove a key (`key={}` would change nothing); a section (a
-    dataclass) still merges: `learner.engine={lr: 0.001}` sets that one field."""
+def _replacing_mapping(merged: DictConfig, layer: DictConfig, key: str) -> DictConfig | None:
+    """The mapping the override `key={...}` puts in place of its target, when that target is a plain
+    mapping (a dict-typed field): a merge can never remove a key (`key={}` would change nothing).
+    None otherwise: a section (a dataclass) still merges, `learner.engine={lr: 0.001}` sets that one field."""
     value, target = OmegaConf.select(layer, key), OmegaConf.select(merged, key, default=None)
-    return isinstance(value, DictConfig) and isinstance(target, DictConfig) and OmegaConf.get_type(target) is dict
+    if isinstance(value, DictConfig) and isinstance(target, DictConfig) and OmegaConf.get_type(target) is dict:
+        return value
+    return None
 
 
 def load_config(schema: type[T], path: str | Path | None = None, overrides: list[str] | None = None) -> T:
@@ -65,10 +67,11 @@ def load_config(schema: type[T], path: str | Path | None = None, overrides: list
     merged = base
     for layer, where, key in layers:
         try:
-            if key and _replaces_mapping(merged, layer, key):
-                OmegaConf.update(merged, key, OmegaConf.select(layer, key), merge=False)
-            else:
+            mapping = _replacing_mapping(merged, layer, key) if key else None
+            if mapping is None:
                 merged = OmegaConf.merge(merged, layer)
+            else:
+                OmegaConf.update(merged, key, mapping, merge=False)
         except OmegaConfBaseException as e:
             raise ConfigError(_one_line(e, where)) from None
     try:
