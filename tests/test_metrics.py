@@ -58,3 +58,21 @@ def test_majority():
     assert majority_answer([None, " "]) is None
     assert maj_at_k(["1", "2", "2", "1", "1"], 3, lambda a: a == "2")
     assert not maj_at_k(["1", "2", "2"], 1, lambda a: a == "2")
+
+
+def test_by_error_kind_counts_where_each_kind_lands():
+    from spark_rl.metrics.processbench import CORRECT_KIND, by_error_kind
+
+    rows = [{"error_kind": None, "label": -1, "pred": -1},                 # correct, called correct
+            {"error_kind": None, "label": -1, "pred": 1},                  # a false alarm
+            {"error_kind": "wrong_final_answer", "label": 2, "pred": -1},  # missed
+            {"error_kind": "wrong_final_answer", "label": 2, "pred": 2},   # found
+            {"error_kind": "arithmetic_slip", "label": 1, "pred": 0},      # flagged too early
+            {"error_kind": "arithmetic_slip", "label": 1, "pred": None},   # unparsable
+            {"label": 0, "pred": 0}]                                       # a real ProcessBench row: no kind
+    got = by_error_kind(rows)
+    assert list(got) == [CORRECT_KIND, "arithmetic_slip", "wrong_final_answer"]   # correct first, then by name
+    assert got[CORRECT_KIND] == {"n": 2, "right": 1, "all_correct": 0, "wrong_step": 1, "unparsed": 0}
+    assert got["wrong_final_answer"] == {"n": 2, "right": 1, "all_correct": 1, "wrong_step": 0, "unparsed": 0}
+    assert got["arithmetic_slip"] == {"n": 2, "right": 0, "all_correct": 0, "wrong_step": 1, "unparsed": 1}
+    assert by_error_kind([{"label": 0, "pred": 0}]) == {}          # no row names a kind: nothing to break down

@@ -87,6 +87,13 @@ def test_train_then_eval_prm(ray_session, easy_policy, tmp_path):
         preds = [json.loads(x) for x in (tmp_path / "eval" / r["model"] / "predictions.jsonl").read_text().splitlines()]
         assert len(preds) == 6 * len(ecfg.data.sources)
         assert all((p["pred"] is None) == (p["why"] != "ok") for p in preds)
+        # the synthetic rows name their kind of error, the real ones none: the breakdown counts the former
+        assert {p["subset"] for p in preds if "error_kind" in p} == {"arith"}
+        kinds = r["error_kinds"]
+        assert sum(c["n"] for c in kinds.values()) == 6
+        assert all(c["right"] + c["all_correct"] + c["wrong_step"] + c["unparsed"] == c["n"] for c in kinds.values())
+        arith = [p for p in preds if p["subset"] == "arith"]
+        assert sum(c["right"] for c in kinds.values()) == sum(p["pred"] == p["label"] for p in arith)
         if r["mode"] == "critic":
             assert all(len(p["outputs"]) == 3 for p in preds if p["why"] != "prompt_too_long")
     assert (tmp_path / "eval" / "f1_by_model.png").stat().st_size > 0

@@ -119,3 +119,16 @@ def test_models_of_resolves_the_start_of_students_that_did_not_record_it(tmp_pat
     (root / "summary.json").write_text(json.dumps({"single": {"model": "m/single", "format": "prm-cot"}}))
     models = models_of(EvalPRMConfig(train_prm_dir=str(root), train_prm_start=True))
     assert [(m.name, m.path) for m in models] == [("single", "m/single"), ("start-verifier", str(start))]
+
+
+def test_the_console_table_by_kind_of_error():
+    from spark_rl.prm.evaluate import format_kinds
+
+    counts = lambda n, right: {"n": n, "right": right, "all_correct": n - right, "wrong_step": 0, "unparsed": 0}  # noqa: E731
+    reports = [{"model": "step-consistency", "error_kinds": {"correct": counts(4, 4), "wrong_final_answer": counts(3, 0)}},
+               {"model": "critic-on-gsm8k"}]          # a set without kinds: a dash in each column
+    lines = format_kinds(reports).splitlines()
+    assert lines[0].split()[-2:] == ["correct", "wrong_final_answer"]
+    assert lines[2].split() == ["step-consistency", "4/4", "0/3"]
+    assert lines[3].split() == ["critic-on-gsm8k", "-", "-"]
+    assert format_kinds([{"model": "m"}]) == ""             # nothing names a kind: no table

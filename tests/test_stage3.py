@@ -213,6 +213,13 @@ def test_report_from_run_folders(tmp_path):
                                                            "sync_s", "overhead_s")}})
             rows[-1]["eval/accuracy"] = 0.4
             (st.out / "metrics.jsonl").write_text("\n".join(json.dumps(r) for r in rows))
+    evaluated = tmp_path / "demo" / "eval_prm"
+    evaluated.mkdir(parents=True)
+    kinds = {"correct": {"n": 4, "right": 4, "all_correct": 0, "wrong_step": 0, "unparsed": 0},
+             "wrong_final_answer": {"n": 3, "right": 0, "all_correct": 3, "wrong_step": 0, "unparsed": 0}}
+    (evaluated / "report.json").write_text(json.dumps([{
+        "model": "step-consistency", "format": "prm-cot", "mean_f1": 0.0, "error_kinds": kinds,
+        "subsets": {"arith": {"f1": 0.0, "acc_err": 0.0, "acc_ok": 1.0, "n": 7, "n_unparsed": 0}}}]))
     path = write_report(cfg, stages, {"bootstrap": {"wall_s": 1.0, "status": "done"}}, tmp_path / "report", total_s=9.0)
     text = path.read_text()
     for name in ("prm-cot-gate", "rlvr", "prm-cot-no-gate", "Stage 1", "Stage 2", "Stage 3"):
@@ -227,6 +234,10 @@ def test_report_from_run_folders(tmp_path):
     assert row["text_after_answer_share_last5"] == pytest.approx(0.15)
     assert row["agreement_first"] == pytest.approx(0.55) and row["agreement_last5"] == pytest.approx(0.65)
     assert "PRM agreement" in text
+    # Stage 2 by kind of error: one row per (model, kind), beside the unchanged `stage2` rows
+    assert data["stage2"][0]["model"] == "step-consistency"
+    assert data["stage2_error_kinds"] == [{"model": "step-consistency", "kind": k, **c} for k, c in kinds.items()]
+    assert "kind of error" in text and "wrong_final_answer" in text
 
 
 def test_demo_live_view_reads_the_newest_progress_bar(tmp_path):

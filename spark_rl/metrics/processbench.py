@@ -98,3 +98,28 @@ def f1_diff_interval(preds_a: list[int | None], preds_b: list[int | None], label
     lo, hi = np.quantile(_f1_of_rows(hit_a, err, idx) - _f1_of_rows(hit_b, err, idx),
                          [(1 - level) / 2, 1 - (1 - level) / 2])
     return diff, float(lo), float(hi)
+
+
+CORRECT_KIND = "correct"      # by_error_kind's name for the samples without an error
+
+
+def by_error_kind(rows: list[dict]) -> dict[str, dict[str, int]]:
+    """Where the predictions land, per kind of error, for rows that name theirs (`error_kind`: the
+    synthetic set's injected kinds; None on a correct sample, counted under CORRECT_KIND; real
+    ProcessBench rows name none and are left out). F1 says how often a PRM is right; this says which
+    errors it never finds. Per kind: `n`, `right` (the exact earliest-error index, or -1 on a
+    correct sample), `all_correct` (an erroneous sample called correct: the error missed),
+    `wrong_step` (a step flagged that is not the earliest error: early, late, or a false alarm on a
+    correct sample) and `unparsed`; the four counts add up to `n`. Correct samples first, then the
+    kinds by name."""
+    out: dict[str, dict[str, int]] = {}
+    for r in rows:
+        if "error_kind" not in r:
+            continue
+        c = out.setdefault(r["error_kind"] or CORRECT_KIND,
+                           {"n": 0, "right": 0, "all_correct": 0, "wrong_step": 0, "unparsed": 0})
+        c["n"] += 1
+        pred, label = r["pred"], r["label"]
+        c["unparsed" if pred is None else "right" if pred == label else "all_correct" if pred == -1
+          else "wrong_step"] += 1
+    return dict(sorted(out.items(), key=lambda kv: (kv[0] != CORRECT_KIND, kv[0])))

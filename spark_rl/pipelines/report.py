@@ -212,6 +212,25 @@ def stage2_rows(evalp: list[dict], every_subset: bool = False) -> list[dict]:
     return rows
 
 
+KIND_COLUMNS = [("model", "model"), ("kind", "kind of error"), ("n", "items"), ("right", "right"),
+                ("all_correct", "called correct"), ("wrong_step", "another step flagged"), ("unparsed", "unparsed")]
+
+
+def stage2_kind_rows(evalp: list[dict]) -> list[dict]:
+    """Each model's predictions per kind of error (eval-prm's `error_kinds`: the synthetic set's
+    injected kinds) as table rows: which errors a student finds, which it calls correct."""
+    return [{"model": r["model"], "kind": kind, **counts}
+            for r in evalp for kind, counts in r.get("error_kinds", {}).items()]
+
+
+def kinds_html(rows: list[dict]) -> list[str]:
+    if not rows:
+        return []
+    return ["<p>By kind of error (the synthetic set injects each kind; <i>called correct</i>: the error missed, "
+            "<i>another step flagged</i>: too early, too late, or a false alarm on a correct solution):</p>",
+            html_table(rows, KIND_COLUMNS)]
+
+
 def stage1_html(synth: dict) -> list[str]:
     return [f"<p>Curation: {html.escape(json.dumps(synth.get('curation', {})))}</p>",
             "<p>F1 with its bootstrap 95% interval (solutions resampled). Ties: share of solutions with a tied "
@@ -241,12 +260,14 @@ def write_report(cfg, stages, timings: dict[str, dict], out: Path, total_s: floa
             shutil.copy(src, out / src.name)
     s3 = stage3_rows(runs, meta)
     s2 = stage2_rows(evalp)
+    s2_kinds = stage2_kind_rows(evalp)
     s1 = synth.get("quality", [])
     # started_s (from the demo's start) and cores show which stages ran side by side
     stage_times = [{"stage": k, "wall_s": v.get("wall_s"), "skipped": bool(v.get("skipped")),
                     "status": v.get("status"), "started_s": v.get("started_s"),
                     "cores": ",".join(map(str, v["cores"])) if v.get("cores") else "all"} for k, v in timings.items()]
     data = {"stage1": s1, "stage1_curation": synth.get("curation"), "stage2": s2, "stage2_paired": paired,
+            "stage2_error_kinds": s2_kinds,
             "stage3": s3,
             "stages": stage_times, "total_s": total_s, "prm_student": cfg.prm_student}
     (out / "report.json").write_text(json.dumps(data, indent=1))
@@ -270,6 +291,7 @@ def write_report(cfg, stages, timings: dict[str, dict], out: Path, total_s: floa
         parts += ["<p>Differences of two students on the same items (F1(a) - F1(b)) with their paired bootstrap "
                   "95% intervals: an interval that holds 0 is no measurable difference.</p>",
                   html_table(paired, PAIRED_COLUMNS)]
+    parts += kinds_html(s2_kinds)
     if (out / "f1_by_model.png").exists():
         parts.append("<img src='f1_by_model.png' alt='stage 2 F1'>")
     parts += ["<h2>Stage 1: synthetic step labels vs exact labels</h2>", *stage1_html(synth)]
@@ -357,6 +379,9 @@ def write_run_report(run_dir: str | Path, out: str | Path | None = None) -> Path
         parts += ["<h2>ProcessBench-style scores per model and subset</h2>",
                   html_table(table, [("model", "model"), ("mode", "mode"), ("subset", "subset"), *S2_COLUMNS[2:4],
                                      ("f1", "F1"), *S2_COLUMNS[5:], ("mean_f1", "mean F1 (all subsets)")])]
+        if kinds := stage2_kind_rows(evalp):
+            data["error_kinds"] = kinds
+            parts += kinds_html(kinds)
         paired = _json(run_dir / "paired.json") or []
         if paired:
             data["paired"] = paired

@@ -110,6 +110,7 @@ def evaluate_model(model: PRMModel, rows: list[dict], cfg: EvalPRMConfig, out: P
     from transformers import AutoTokenizer
 
     from spark_rl.formats.critic import critic_prompt, parse_critic_answer
+    from spark_rl.metrics.processbench import by_error_kind
     from spark_rl.models.chat import chat_prompt
     from spark_rl.verification.prm_formats import eval_prompt, predict
 
@@ -150,13 +151,16 @@ def evaluate_model(model: PRMModel, rows: list[dict], cfg: EvalPRMConfig, out: P
             pred = predict(shown[0], model.format, len(r["steps"]))
             why = "ok" if pred is not None else "unparsable"
         preds.append({"id": r["id"], "subset": r["subset"], "label": r["label"], "pred": pred, "why": why,
-                      "outputs": shown})
+                      **({"error_kind": r["error_kind"]} if "error_kind" in r else {}), "outputs": shown})
     mdir = out / model.name
     mdir.mkdir(parents=True, exist_ok=True)
     with open(mdir / "predictions.jsonl", "w") as f:
         for p in preds:
             f.write(json.dumps(p) + "\n")
     report = score_rows(preds)
+    kinds = by_error_kind(preds)
+    if kinds:
+        report["error_kinds"] = kinds
     report.update({"model": model.name, "path": model.path, "format": model.format, "mode": model.mode,
                    "eval_s": time.perf_counter() - t0})
     (mdir / "summary.json").write_text(json.dumps(report, indent=1))
@@ -214,6 +218,20 @@ def format_table(reports: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def format_kinds(reports: list[dict]) -> str:
+    """Each model's right answers per kind of error (`right/n`), for the sets that name their kinds."""
+    kinds = list(dict.fromkeys(k for r in reports for k in r.get("error_kinds", {})))
+    if not kinds:
+        return ""
+    head = f"{'right / n, by kind of error':<28}" + "".join(f"{k[:18]:>19}" for k in kinds)
+    lines = [head, "-" * len(head)]
+    for r in reports:
+        got = r.get("error_kinds", {})
+        lines.append(f"{r['model'][:28]:<28}" + "".join(
+            f"{(str(got[k]['right']) + '/' + str(got[k]['n'])) if k in got else '-':>19}" for k in kinds))
+    return "\n".join(lines)
+
+
 def plot_reports(reports: list[dict], path: Path) -> Path:
     import matplotlib
 
@@ -256,6 +274,8 @@ def eval_prm(cfg: EvalPRMConfig, progress: bool = True) -> list[dict]:
     (out / "paired.json").write_text(json.dumps(pairs, indent=1))
     plot_reports(reports, out / "f1_by_model.png")
     print(format_table(reports))
+    if kinds := format_kinds(reports):
+        print(kinds)
     if pairs:
         print(format_pairs(pairs))
     return reports
