@@ -36,6 +36,21 @@ def test_vllm_and_transformers_agree_on_logprobs(generator, tiny_model_dir):
     assert (sampled - ref[len(c.prompt_token_ids) - 1:]).abs().max().item() <= tol
 
 
+def test_tokens_do_not_depend_on_asking_for_logprobs(generator):
+    """The rollout and the PRM reward skip vLLM's sampler logprobs (the learner computes its own):
+    seeded samples and greedy completions must be the same tokens either way."""
+    prompts = [f"Start with {i}. Multiply by 3. Add 4." for i in range(6)]
+    kw = dict(n=4, temperature=1.0, max_new_tokens=24, seed=11)
+    with_lp = generator.generate(prompts, logprobs=True, **kw)
+    without = generator.generate(prompts, logprobs=False, **kw)
+    assert [[c.token_ids for c in g] for g in with_lp] == [[c.token_ids for c in g] for g in without]
+    assert all(c.logprobs for g in with_lp for c in g) and not any(c.logprobs for g in without for c in g)
+    assert len({tuple(c.token_ids) for g in with_lp for c in g}) > 6, "samples too alike to show anything"
+    greedy = generator.greedy(prompts, max_new_tokens=24)
+    assert [c.token_ids for c in greedy] == [c.token_ids for c in generator.greedy(prompts, max_new_tokens=24,
+                                                                                   logprobs=True)]
+
+
 def test_reload_all_weights_gives_parity(generator, tiny_model_dir):
     from transformers import AutoModelForCausalLM
 

