@@ -127,3 +127,18 @@ def test_load_checkpoint_swaps_in_another_model_of_the_same_shape(generator, tin
     tok.write_bytes(tok.read_bytes() + b" ")
     assert not same_model_shape(str(other), str(retok))
     assert not same_model_shape(str(other), str(tmp_path / "missing"))
+
+
+
+def test_a_failed_engine_start_unfreezes_the_heap_it_froze(tmp_path):
+    """The start freezes the heap for vLLM's collections (vLLM freezes it itself once started); a
+    start that fails must unfreeze it: a frozen heap keeps every later garbage cycle alive."""
+    import gc
+
+    from spark_rl.engines.generator import Generator, GeneratorConfig
+
+    gc.unfreeze()                                    # an engine of another test may have frozen it
+    (tmp_path / "config.json").write_text("{}")      # a model folder vLLM cannot load
+    with pytest.raises(Exception):
+        Generator(GeneratorConfig(model_path=str(tmp_path), max_model_len=256))
+    assert gc.get_freeze_count() == 0
