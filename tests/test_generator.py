@@ -139,6 +139,6 @@ def test_a_failed_engine_start_unfreezes_the_heap_it_froze(tmp_path):
 
     gc.unfreeze()                                    # an engine of another test may have frozen it
     (tmp_path / "config.json").write_text("{}")      # a model folder vLLM cannot load
-    with pytest.raises(Exception):
+    with pytest.raises(Exception, match="model_type"):
         Generator(GeneratorConfig(model_path=str(tmp_path), max_model_len=256))
     assert gc.get_freeze_count() == 0
