@@ -81,7 +81,18 @@ def easy_policy(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
-def easy_verifier(tmp_path_factory):
-    """A tiny verifier briefly fine-tuned on verification traces of 1-2 step problems."""
-    _, res = _easy_bootstrap(tmp_path_factory, ["verifier"])
-    return str(res.verifier)
+def shipped_verifier():
+    """The verifier the package ships (configs/demo/bootstrap.yaml's, found by its config hash, not
+    trained): it grades the easy domain's 1-2 step solutions too. A verifier trained here for the
+    tests cost ~100 s of the suite; the verifier bootstrap's training is tested in
+    test_shipped_models.py (CI-sized, both phases)."""
+    from pathlib import Path
+
+    from spark_rl.bootstrap import BootstrapConfig, bootstrap
+    from spark_rl.config import load_config
+
+    demo = Path(__file__).resolve().parents[1] / "configs" / "demo" / "bootstrap.yaml"
+    cfg = load_config(BootstrapConfig, demo, ["build=[verifier]"])
+    path = bootstrap(cfg, progress=False, evaluate=False).verifier
+    assert path == cfg.shipped_dir("verifier"), "the shipped verifier no longer matches its config"
+    return str(path)

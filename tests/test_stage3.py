@@ -19,7 +19,7 @@ def _cfg(out_dir, prm_path, kind, steps=2):
     cfg.grpo.checkpoint_every = 0
     cfg.reward.kind, cfg.reward.use_gate = kind, True
     cfg.reward.prm.model_path = prm_path
-    cfg.reward.prm.max_new_tokens = 96
+    cfg.reward.prm.max_new_tokens = 192   # the shipped verifier recomputes each step before its verdict
     cfg.reward.prm.engine.max_model_len = 512
     cfg.reward.params.selective_min_steps = 1     # the easy problems have 1-2 steps
     return cfg
@@ -33,11 +33,11 @@ def _trainer(cfg, policy):
     return GRPOTrainer(cfg, policy, train, evalset)
 
 
-def test_prm_reward_steps_and_a_killed_prm_worker(ray_session, easy_policy, easy_verifier, tmp_path):
+def test_prm_reward_steps_and_a_killed_prm_worker(ray_session, easy_policy, shipped_verifier, tmp_path):
     import ray
 
     # process_aware: two steps; every sample's reward is accounted for by a reason
-    trainer = _trainer(_cfg(tmp_path / "pa", easy_verifier, "process_aware"), easy_policy)
+    trainer = _trainer(_cfg(tmp_path / "pa", shipped_verifier, "process_aware"), easy_policy)
     try:
         hist = trainer.fit(progress=False)
         samples_per_step = 4 * 4
@@ -74,7 +74,7 @@ def test_prm_reward_steps_and_a_killed_prm_worker(ray_session, easy_policy, easy
         trainer.shutdown()
 
     # selective_advantage: token-level advantages reach the learner
-    trainer = _trainer(_cfg(tmp_path / "sel", easy_verifier, "selective_advantage", steps=1), easy_policy)
+    trainer = _trainer(_cfg(tmp_path / "sel", shipped_verifier, "selective_advantage", steps=1), easy_policy)
     try:
         m = trainer.fit(progress=False)[-1]
         assert m["shaping/step_part_on"] + m["shaping/step_part_off"] == 16

@@ -30,13 +30,13 @@ def _datasets(out: Path) -> dict:
     return res
 
 
-def test_synthesize_kill_and_rerun_matches_uninterrupted(ray_session, easy_policy, easy_verifier, tmp_path):
+def test_synthesize_kill_and_rerun_matches_uninterrupted(ray_session, easy_policy, shipped_verifier, tmp_path):
     from spark_rl.config import load_config
     from spark_rl.pipelines.synthesize import SynthesizeConfig, synthesize
 
     cfg_path = Path(__file__).resolve().parents[1] / "configs" / "demo" / "synthesize.yaml"
     full = tmp_path / "full"
-    report = synthesize(load_config(SynthesizeConfig, cfg_path, _overrides(full, easy_policy, easy_verifier)),
+    report = synthesize(load_config(SynthesizeConfig, cfg_path, _overrides(full, easy_policy, shipped_verifier)),
                         progress=False)
     assert report["problems"] == 8 and report["solutions"] > 0
     assert {r["variant"] for r in report["quality"]} == {"step-majority", "outcome-majority", "reference-guided",
@@ -53,7 +53,7 @@ def test_synthesize_kill_and_rerun_matches_uninterrupted(ray_session, easy_polic
     env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}   # its own local Ray, like a user's run
     env["PYTHONPATH"] = str(Path(__file__).resolve().parents[1])
     proc = subprocess.Popen([sys.executable, "-m", "spark_rl.cli", "synthesize", str(cfg_path),
-                             *_overrides(cut, easy_policy, easy_verifier), "--no-progress"], env=env,
+                             *_overrides(cut, easy_policy, shipped_verifier), "--no-progress"], env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     deadline = time.time() + 300
     while time.time() < deadline and not list((cut / "raw").glob("shard-*.jsonl")):
@@ -63,7 +63,7 @@ def test_synthesize_kill_and_rerun_matches_uninterrupted(ray_session, easy_polic
     proc.wait()
     done = sorted(p.name for p in (cut / "raw").glob("shard-*.jsonl"))
     assert 1 <= len(done) < 4, done
-    synthesize(load_config(SynthesizeConfig, cfg_path, _overrides(cut, easy_policy, easy_verifier)), progress=False)
+    synthesize(load_config(SynthesizeConfig, cfg_path, _overrides(cut, easy_policy, shipped_verifier)), progress=False)
     a, b = _datasets(full), _datasets(cut)
     assert a.keys() == b.keys() and all(len(a[k]) == len(b[k]) for k in a)
     for k in a:
