@@ -14,7 +14,7 @@ from tolerances import model_tolerance
 
 pytestmark = pytest.mark.integration
 
-P, G, STEPS = 3, 2, 12   # prompts per step, samples per prompt, steps of the elastic/chaos runs
+P, G, STEPS = 3, 2, 20   # prompts per step, samples per prompt, steps of the elastic/chaos runs
 
 
 def _cfg(out_dir, steps, **grpo):
@@ -47,7 +47,7 @@ def _events(run_dir):
 
 @pytest.fixture(scope="module")
 def runs(ray_session, tiny_model_dir, tmp_path_factory):
-    """The same 12-step run twice with one seed (`spark-rl chaos`'s pair): clean, and with faults.
+    """The same 20-step run twice with one seed (`spark-rl chaos`'s pair): clean, and with faults.
     Both scale rollout 1 -> 2 at step 3 and swap the reward rlvr -> random at step 5 (config
     schedule). The faulty run also gets `spark-rl ctl scale reward=2` sent while step 2 runs, a
     rollout worker killed during step 4's generation and a reward worker during its scoring
