@@ -129,7 +129,6 @@ def test_load_checkpoint_swaps_in_another_model_of_the_same_shape(generator, tin
     assert not same_model_shape(str(other), str(tmp_path / "missing"))
 
 
-
 def test_a_failed_engine_start_unfreezes_the_heap_it_froze(tmp_path):
     """The start freezes the heap for vLLM's collections (vLLM freezes it itself once started); a
     start that fails must unfreeze it: a frozen heap keeps every later garbage cycle alive."""

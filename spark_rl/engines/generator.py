@@ -96,7 +96,7 @@ class Generator:
         elif cfg.max_num_batched_tokens:
             kwargs["max_num_batched_tokens"] = cfg.max_num_batched_tokens
         # vLLM's start-up runs full garbage collections that walk every object the imports made
-        # (torch, transformers, vllm: ~0.7 s of a ~5 s start on one CPU core), then freezes the heap
+        # (torch, transformers, vllm: ~0.6 s of a ~5.4 s start on one CPU core), then freezes the heap
         # itself for serving (EngineCore: `freeze_gc_heap`). Frozen from the start, the imports'
         # objects are skipped; a failed start unfreezes what this call froze.
         froze = gc.get_freeze_count() == 0
