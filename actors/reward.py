@@ -14,7 +14,7 @@ from spark_rl.rewards.variants import model_free_reward
 
 def _where(kind: str, worker_index: int) -> dict:
     return {"worker_index": worker_index, "pid": os.getpid(), "kind": kind,
-            "node_id": ray.get_runtime_context().get_node_id()}
+            "node_id": ray.get_runtime_context().get_node_id(), "cores": sorted(os.sched_getaffinity(0))}
 
 
 # Both take (reward section, worker index): the driver builds either from a `RewardSection`.

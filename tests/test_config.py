@@ -243,3 +243,15 @@ def test_the_run_time_fp32_parity_default_covers_the_rounding_bound_of_every_pre
 
     for name, preset in PRESETS.items():
         assert fp32_logprob_tolerance(preset) <= PARITY_TOLERANCE["float32"], name
+
+
+def test_cpu_threads_bind_reads_core_lists_and_names_a_bad_entry():
+    from spark_rl.config.resources import core_list
+    from spark_rl.config.rl import RLConfig
+
+    assert core_list("0-3,8,2") == [0, 1, 2, 3, 8] and core_list(" 5 ") == [5]
+    assert core_list("auto") is None and core_list("nobind") is None
+    assert load_config(RLConfig, None, ["rollout.resources.cpu_threads_bind=0|1-2"]).rollout.resources.cpu_threads_bind
+    for bad in ("0|x", "3-1", "0|", "0-"):
+        with pytest.raises(ConfigError, match=r"rollout\.resources\.cpu_threads_bind: .*core list"):
+            load_config(RLConfig, None, [f"rollout.resources.cpu_threads_bind={bad}"])

@@ -4,6 +4,11 @@ Ray sets OMP_NUM_THREADS to an actor's logical `num_cpus` (often 1), and the dem
 logical CPUs than the machine has cores because its actors mostly wait on each other. Engines
 therefore choose their intra-op threads themselves: `num_threads=0` means every core this process
 may run on.
+
+Which cores those are, a worker's entry of `cpu_threads_bind` says (`bind_to_cores`). The actor
+layer hands it over in vLLM's own variable, VLLM_CPU_OMP_THREADS_BIND, which vLLM reads only when
+it starts its engine in a separate process; the engines here run in the actor's process, where
+vLLM ignores it, so the binding is applied here.
 """
 
 from __future__ import annotations
@@ -13,6 +18,8 @@ import os
 
 import torch
 
+from spark_rl.config.resources import core_list
+
 log = logging.getLogger(__name__)
 
 
@@ -21,6 +28,25 @@ def usable_cores() -> int:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # not Linux
         return os.cpu_count() or 1
+
+
+def bind_to_cores(entry: str) -> list[int] | None:
+    """Pin this process to the cores of one `cpu_threads_bind` entry (`0-3,8`); `auto`, `all` and
+    `nobind` leave it as it is (None). Cores this process may not use are left out with a warning;
+    ValueError when none is left."""
+    cores = core_list(entry)
+    if cores is None or not hasattr(os, "sched_setaffinity"):
+        return None
+    allowed = os.sched_getaffinity(0)
+    chosen = [c for c in cores if c in allowed]
+    if not chosen:
+        raise ValueError(f"cpu_threads_bind {entry!r}: none of these cores is one this process may use "
+                         f"({sorted(allowed)})")
+    if len(chosen) < len(cores):
+        log.warning("cpu_threads_bind %r: cores %s are not this process's to use; bound to %s", entry,
+                    sorted(set(cores) - allowed), chosen)
+    os.sched_setaffinity(0, chosen)
+    return chosen
 
 
 def set_cpu_threads(num_threads: int = 0) -> int:
