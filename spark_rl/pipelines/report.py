@@ -89,7 +89,10 @@ def line_plot(runs: dict[str, list[dict]], panels: list[tuple[str, str]], title:
         ax.set_xlabel(xlabel)
         ax.set_ylabel(label)
         ax.grid(alpha=0.3)
-    axes[0].legend(fontsize=8)
+    # the legend on the first panel that has a series (a metric no run logged leaves its panel empty)
+    labelled = [ax for ax in axes if ax.get_legend_handles_labels()[0]]
+    if labelled:
+        labelled[0].legend(fontsize=8)
     fig.suptitle(title)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
