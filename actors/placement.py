@@ -9,6 +9,7 @@ from ray.util.placement_group import PlacementGroup, placement_group
 from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 
 from spark_rl.config.resources import ResourceSpec
+from spark_rl.engines.threads import ENGINE_CORES_ENV
 
 
 def bundle(spec: ResourceSpec) -> dict[str, float]:
@@ -60,6 +61,8 @@ def in_bundle(pg: PlacementGroup, index: int) -> dict[str, Any]:
         placement_group=pg, placement_group_bundle_index=index, placement_group_capture_child_tasks=True)}
 
 
-def vllm_thread_env(spec: ResourceSpec, worker_index: int) -> dict[str, str]:
+def engine_cores_env(spec: ResourceSpec, worker_index: int) -> dict[str, str]:
+    """The environment that tells worker `worker_index`'s CPU engine its cores (its entry of
+    `cpu_threads_bind`; `spark_rl.engines.threads.bind_to_cores` applies it)."""
     binds = spec.cpu_threads_bind.split("|")
-    return {"VLLM_CPU_OMP_THREADS_BIND": binds[worker_index % len(binds)]}
+    return {ENGINE_CORES_ENV: binds[worker_index % len(binds)]}

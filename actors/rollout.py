@@ -9,7 +9,7 @@ import ray
 import torch
 
 from actors.group import ActorGroup
-from actors.placement import vllm_thread_env, worker_options
+from actors.placement import engine_cores_env, worker_options
 from spark_rl.config.engines import GeneratorConfig
 from spark_rl.config.resources import ResourceSpec
 from spark_rl.engines.generator import Completion, Generator
@@ -19,7 +19,7 @@ from spark_rl.engines.weight_transfer import FlatBucket, SharedWeightFile
 def rollout_group(name: str, engine: GeneratorConfig, resources: ResourceSpec, size: int, **group_kwargs) -> ActorGroup:
     """An `ActorGroup` of `size` rollout workers on `engine`, each placed by `resources` (its vLLM
     CPU threads bound per worker index); `group_kwargs` go to `ActorGroup`."""
-    return ActorGroup(name, lambda i: RolloutWorker.options(**worker_options(resources, vllm_thread_env(resources, i))
+    return ActorGroup(name, lambda i: RolloutWorker.options(**worker_options(resources, engine_cores_env(resources, i))
                                                              ).remote(engine, i), size, **group_kwargs)
 
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import torch
 
 from spark_rl.config.engines import GeneratorConfig
-from spark_rl.engines.threads import bind_to_cores, set_cpu_threads
+from spark_rl.engines.threads import ENGINE_CORES_ENV, bind_to_cores, set_cpu_threads
 
 log = logging.getLogger(__name__)
 
@@ -72,8 +72,8 @@ class Generator:
             raise ValueError("GeneratorConfig.model_path is empty")
         _configure_vllm_env(cfg)
         if not torch.cuda.is_available():
-            # a worker's cores (ResourceSpec.cpu_threads_bind, in vLLM's variable), then a thread per core
-            bind_to_cores(os.environ.get("VLLM_CPU_OMP_THREADS_BIND", "auto"))
+            # a worker's cores (its entry of ResourceSpec.cpu_threads_bind), then a thread per core
+            bind_to_cores(os.environ.get(ENGINE_CORES_ENV, "auto"))
             set_cpu_threads(cfg.num_threads)
         from vllm import LLM
 

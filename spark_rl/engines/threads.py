@@ -5,10 +5,10 @@ logical CPUs than the machine has cores because its actors mostly wait on each o
 therefore choose their intra-op threads themselves: `num_threads=0` means every core this process
 may run on.
 
-Which cores those are, a worker's entry of `cpu_threads_bind` says (`bind_to_cores`). The actor
-layer hands it over in vLLM's own variable, VLLM_CPU_OMP_THREADS_BIND, which vLLM reads only when
-it starts its engine in a separate process; the engines here run in the actor's process, where
-vLLM ignores it, so the binding is applied here.
+Which cores those are, a worker's entry of `cpu_threads_bind` says (`bind_to_cores`); the actor
+layer hands it over in SPARK_RL_ENGINE_CORES. vLLM's own VLLM_CPU_OMP_THREADS_BIND does not do
+this job: vLLM reads it only when it starts its engine in a separate process, and the engines
+here run in the actor's process.
 """
 
 from __future__ import annotations
@@ -21,6 +21,8 @@ import torch
 from spark_rl.config.resources import core_list
 
 log = logging.getLogger(__name__)
+
+ENGINE_CORES_ENV = "SPARK_RL_ENGINE_CORES"
 
 
 def usable_cores() -> int:

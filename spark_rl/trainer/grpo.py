@@ -23,7 +23,7 @@ import torch
 
 from actors.group import ActorGroup
 from actors.learner import LearnerGroup
-from actors.placement import bundle, vllm_thread_env, worker_options
+from actors.placement import bundle, engine_cores_env, worker_options
 from actors.reference import ReferenceWorker
 from actors.reward import PRMRewardWorker, RuleRewardWorker
 from actors.rollout import rollout_group
@@ -167,7 +167,7 @@ class GRPOTrainer:
         worker = PRMRewardWorker if rc.needs_prm else RuleRewardWorker
 
         def make(i):
-            env = vllm_thread_env(rc.resources, i) if rc.needs_prm else None   # PRM workers run vLLM
+            env = engine_cores_env(rc.resources, i) if rc.needs_prm else None   # PRM workers run vLLM
             return worker.options(**worker_options(rc.resources, env)).remote(rc, i)
 
         return ActorGroup("reward", make, rc.num_workers, spec=section, **self._elastic_settings(rc.resources))
