@@ -15,6 +15,10 @@ def add_arguments(p) -> None:
     r.add_argument("--n", type=int, default=4, help="samples per prompt")
     r.add_argument("--max-new-tokens", type=int, default=128)
     r.add_argument("--repeats", type=int, default=3, help="timed runs of each (best is kept)")
+    r.add_argument("--workers", type=int, default=1,
+                   help="also time a rollout group of this many workers (> 1) on the same prompts, split over them")
+    r.add_argument("--bind", default="auto",
+                   help="the group's resources.cpu_threads_bind: a core list per worker ('0|1'), or auto")
     r.add_argument("--json", help="write results here")
     s = sub.add_parser("sync", help="seconds to sync all weights learner -> rollout vs a plain memcpy")
     s.add_argument("--preset", default="small", choices=["tiny", "small"])
@@ -75,11 +79,14 @@ def bench_rollout(args) -> dict:
     import torch
 
     from actors.cluster import init_ray
-    from actors.rollout import RolloutWorker
+    from actors.rollout import RolloutWorker, rollout_group
     from spark_rl.config.cluster import ClusterConfig
+    from spark_rl.config.resources import ResourceSpec
     from spark_rl.engines.generator import Generator, GeneratorConfig
     from spark_rl.models.factory import base_model_dir
 
+    spec = ResourceSpec(num_cpus=1, cpu_threads_bind=args.bind)
+    spec.validate()                     # a bad --bind is named here, not inside a worker
     model = str(base_model_dir(args.preset))
     cfg = GeneratorConfig(model_path=model, max_model_len=512, seed=0)
     prompts = _prompts(args.prompts)
@@ -92,6 +99,9 @@ def bench_rollout(args) -> dict:
     bare = Generator(cfg)
     calls = {"bare": lambda: bare.generate(prompts, **kw),
              "actor": lambda: ray.get(worker.generate.remote(prompts, **kw))}
+    group = rollout_group("bench", cfg, spec, args.workers) if args.workers > 1 else None
+    if group is not None:               # the scale path: the prompts split over the group's workers
+        calls["group"] = lambda: group.map_shards("generate", prompts, **kw)
     best = {k: (float("inf"), 0) for k in calls}
     for call in calls.values():
         call()  # warm-up
@@ -104,6 +114,15 @@ def bench_rollout(args) -> dict:
            "actor_tokens": actor_toks, "bare_threads": torch.get_num_threads(), "actor_threads": info["torch_threads"],
            "bare_tok_s": bare_toks / bare_s, "actor_tok_s": actor_toks / actor_s}
     res["ratio"] = res["actor_tok_s"] / res["bare_tok_s"]
+    if group is not None:
+        where = sorted(ray.get([h.ready.remote() for h in group.workers]), key=lambda x: x["worker_index"])
+        group.kill_all()
+        group_s, group_toks = best["group"]
+        res.update({"workers": args.workers, "bind": args.bind, "group_tokens": group_toks,
+                    "group_cores": " | ".join(",".join(map(str, x["cores"])) for x in where),
+                    "group_threads": " | ".join(str(x["torch_threads"]) for x in where),
+                    "group_tok_s": group_toks / group_s})
+        res["group_ratio"] = res["group_tok_s"] / res["bare_tok_s"]
     return res
 
 
