@@ -25,6 +25,19 @@ from ray.exceptions import ActorDiedError, ActorUnavailableError, GetTimeoutErro
 
 log = logging.getLogger(__name__)
 
+
+def shared_cpu_cores(infos: Sequence[dict]) -> list[tuple[int, int, list[int]]]:
+    """(worker index, worker index, cores) for every two CPU-engine workers on one node whose
+    cores overlap, from their `ready()` infos (`cpu_engine`, `node_id`, `cores`, `worker_index`)."""
+    cpu = [x for x in infos if x.get("cpu_engine") and x.get("cores")]
+    out = []
+    for i, a in enumerate(cpu):
+        for b in cpu[i + 1:]:
+            shared = sorted(set(a["cores"]) & set(b["cores"]))
+            if shared and a.get("node_id") == b.get("node_id"):
+                out.append((a["worker_index"], b["worker_index"], shared))
+    return out
+
 ACTOR_FAILURES = (RayActorError, ActorDiedError, ActorUnavailableError)
 
 
@@ -157,7 +170,19 @@ class ActorGroup:
                 ray.kill(w.handle, no_restart=True)
             raise GroupUnrecoverable(f"group {self.name}: {n - len(ready)} of {n} workers died while starting")
         self.pending.extend(late)
+        self._warn_shared_cores([w.info for w in self._workers + ready])
         return ready
+
+    def _warn_shared_cores(self, infos: list[dict]) -> None:
+        """Once per group: CPU engines of this group that share cores spin against each other (two
+        on two shared cores: a third of one engine's tokens/s, `bench rollout --workers 2`)."""
+        pairs = [] if getattr(self, "_warned_cores", False) else shared_cpu_cores(infos)
+        if pairs:
+            self._warned_cores = True
+            a, b, cores = pairs[0]
+            log.warning("group %s: the CPU engines of workers %d and %d share cores %s (%d such pairs); their "
+                        "threads contend. Give resources.cpu_threads_bind a core list per worker, e.g. '0-7|8-15' "
+                        "(README: Running on a cluster)", self.name, a, b, cores, len(pairs))
 
     def _wait_ready(self, pend: list[_Pending], timeout: float | None) -> tuple[list[_Worker], list[_Pending]]:
         if not pend:

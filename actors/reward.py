@@ -17,6 +17,12 @@ def _where(kind: str, worker_index: int) -> dict:
             "node_id": ray.get_runtime_context().get_node_id(), "cores": sorted(os.sched_getaffinity(0))}
 
 
+def _has_cuda() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
 # Both take (reward section, worker index): the driver builds either from a `RewardSection`.
 @ray.remote
 class RuleRewardWorker:
@@ -46,9 +52,10 @@ class PRMRewardWorker:
         self.worker_index = worker_index
         self.kind = f"prm:{section.variant}" + (":remote" if section.prm.remote.url else "")
         self.reward = PRMReward(section.variant, section.use_gate, section.prm, section.params)
+        self.cpu_engine = not section.prm.remote.url and not _has_cuda()
 
     def ready(self) -> dict:
-        return _where(self.kind, self.worker_index)
+        return {**_where(self.kind, self.worker_index), "cpu_engine": self.cpu_engine}
 
     def score(self, batch: list[RewardInput]) -> list[RewardOutput]:
         return self.reward.score(batch)

@@ -35,7 +35,8 @@ class RolloutWorker:
     def ready(self) -> dict:
         return {"worker_index": self.worker_index, "pid": os.getpid(), "node_id": ray.get_runtime_context().get_node_id(),
                 "weights_version": self.generator.weights_version, "torch_threads": torch.get_num_threads(),
-                "omp_num_threads": os.environ.get("OMP_NUM_THREADS"), "cores": sorted(os.sched_getaffinity(0))}
+                "omp_num_threads": os.environ.get("OMP_NUM_THREADS"), "cores": sorted(os.sched_getaffinity(0)),
+                "cpu_engine": not torch.cuda.is_available()}
 
     def generate(self, prompts, n: int = 1, temperature: float = 1.0, top_p: float = 1.0,
                  max_new_tokens: int = 256, stop=None, seed: int | None = None,
