@@ -129,6 +129,7 @@ class ActorGroup:
         self._workers: list[_Worker] = []
         self.pending: list[_Pending] = []
         self._stats = self._empty_stats()
+        self._warned_cores = False      # the shared-cores warning is logged once per group
         new = self._spawn(size, timeout=start_timeout_s, park=False)
         self._workers.extend(new)
 
@@ -176,7 +177,7 @@ class ActorGroup:
     def _warn_shared_cores(self, infos: list[dict]) -> None:
         """Once per group: CPU engines of this group that share cores spin against each other (two
         on two shared cores: a third of one engine's tokens/s, `bench rollout --workers 2`)."""
-        pairs = [] if getattr(self, "_warned_cores", False) else shared_cpu_cores(infos)
+        pairs = [] if self._warned_cores else shared_cpu_cores(infos)
         if pairs:
             self._warned_cores = True
             a, b, cores = pairs[0]

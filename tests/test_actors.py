@@ -75,7 +75,7 @@ def test_learner_group_sync_to_rollout_workers_with_parity(ray_session, tiny_mod
     spec = ResourceSpec(num_cpus=0.5, cpu_threads_bind=f"{cores[0]}|{cores[-1]}")
     rollout = rollout_group("rollout", gen_cfg, spec, 2)
     try:
-        info = sorted(ray.get([h.ready.remote() for h in rollout.workers]), key=lambda x: x["worker_index"])
+        info = sorted(rollout.placement(), key=lambda x: x["worker_index"])
         assert [(x["cores"], x["torch_threads"]) for x in info] == [([cores[0]], 1), ([cores[-1]], 1)]
         prompts = [f"Start with {i}. Add 3.\n" for i in range(4)]
         groups = rollout.map_shards("generate", prompts, n=2, max_new_tokens=12, seed=1)

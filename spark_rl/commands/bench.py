@@ -115,7 +115,7 @@ def bench_rollout(args) -> dict:
            "bare_tok_s": bare_toks / bare_s, "actor_tok_s": actor_toks / actor_s}
     res["ratio"] = res["actor_tok_s"] / res["bare_tok_s"]
     if group is not None:
-        where = sorted(ray.get([h.ready.remote() for h in group.workers]), key=lambda x: x["worker_index"])
+        where = sorted(group.placement(), key=lambda x: x["worker_index"])
         group.kill_all()
         group_s, group_toks = best["group"]
         res.update({"workers": args.workers, "bind": args.bind, "group_tokens": group_toks,
