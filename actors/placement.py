@@ -8,7 +8,7 @@ import ray
 from ray.util.placement_group import PlacementGroup, placement_group
 from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 
-from spark_rl.config.resources import ResourceSpec
+from spark_rl.config.resources import ONE_CORE_EACH, ResourceSpec
 from spark_rl.engines.threads import ENGINE_CORES_ENV
 
 
@@ -63,6 +63,10 @@ def in_bundle(pg: PlacementGroup, index: int) -> dict[str, Any]:
 
 def engine_cores_env(spec: ResourceSpec, worker_index: int) -> dict[str, str]:
     """The environment that tells worker `worker_index`'s CPU engine its cores (its entry of
-    `cpu_threads_bind`; `spark_rl.engines.threads.bind_to_cores` applies it)."""
+    `cpu_threads_bind`; `spark_rl.engines.threads.bind_to_cores` applies it). With "percore" the
+    worker picks its core itself, from the cores its own process may use (they are the node's, not
+    the driver's)."""
+    if spec.cpu_threads_bind.strip() == ONE_CORE_EACH:
+        return {ENGINE_CORES_ENV: f"{ONE_CORE_EACH}:{worker_index}"}
     binds = spec.cpu_threads_bind.split("|")
     return {ENGINE_CORES_ENV: binds[worker_index % len(binds)]}

@@ -16,11 +16,17 @@ from spark_rl.engines.generator import Completion, Generator
 from spark_rl.engines.weight_transfer import FlatBucket, SharedWeightFile
 
 
-def rollout_group(name: str, engine: GeneratorConfig, resources: ResourceSpec, size: int, **group_kwargs) -> ActorGroup:
+def rollout_group(name: str, engine: GeneratorConfig, resources: ResourceSpec, size: int, first_core_entry: int = 0,
+                  **group_kwargs) -> ActorGroup:
     """An `ActorGroup` of `size` rollout workers on `engine`, each placed by `resources` (its vLLM
-    CPU threads bound per worker index); `group_kwargs` go to `ActorGroup`."""
-    return ActorGroup(name, lambda i: RolloutWorker.options(**worker_options(resources, engine_cores_env(resources, i))
-                                                             ).remote(engine, i), size, **group_kwargs)
+    CPU threads bound per worker index: worker i takes entry `first_core_entry + i` of
+    `cpu_threads_bind`, so groups that run side by side can take different cores); `group_kwargs`
+    go to `ActorGroup`."""
+    def start(i: int):
+        env = engine_cores_env(resources, first_core_entry + i)
+        return RolloutWorker.options(**worker_options(resources, env)).remote(engine, i)
+
+    return ActorGroup(name, start, size, **group_kwargs)
 
 
 @ray.remote

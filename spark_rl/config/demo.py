@@ -43,6 +43,10 @@ class DemoConfig(Schema):
     # other) run side by side, up to this many at once, each pinned to its share of the cores
     # (`spark_rl.pipelines.demo.waves`); 1: one after another.
     max_parallel: int = 2
+    # The stages in the order they run, by name (synthesize, train_prm, eval_prm, rl:<run name>;
+    # the bootstrap always runs first): the stages of one wave run side by side, each on its share
+    # of the cores; a wave starts when the one before it has ended. Empty: by dependency level.
+    waves: list[list[str]] = field(default_factory=list)
     # Each stage is a process forked from a server that has imported torch, Ray, transformers and
     # spark_rl once (`spark_rl.pipelines.stage_process`): it starts in a fraction of a second, not
     # after seconds of imports on its core. False: each stage a fresh `python -m spark_rl.cli`.
@@ -52,6 +56,7 @@ class DemoConfig(Schema):
         require(self.max_parallel >= 1, "max_parallel", "must be >= 1")
         require(self.prm_student in self.stage2_variants, "prm_student", "must be one of stage2_variants")
         require(len({r.name for r in self.rl_runs}) == len(self.rl_runs), "rl_runs", "names must be unique")
+        require(all(wave for wave in self.waves), "waves", "a wave must name at least one stage")
         for k in self.stage_overrides:
             require(k in ("bootstrap", "synthesize", "train_prm", "eval_prm"), "stage_overrides",
                     f"unknown stage {k!r} (bootstrap, synthesize, train_prm, eval_prm)")

@@ -20,13 +20,17 @@ class ResourceSpec(Schema):
     # "|" (worker i takes entry i mod len): a core list such as "0-3,8" pins the worker to those
     # cores and runs one engine thread per core; "auto" (or "all", "nobind") keeps every core the
     # worker may use. Several CPU engines on one node need core lists: on "auto" each one runs a
-    # thread per core of the node, and their threads spin against each other.
+    # thread per core of the node, and their threads spin against each other. "percore" (the whole
+    # value) gives each worker one core of those it may use, worker i the i-th: core lists without
+    # core ids, which stay right under `taskset` or a demo stage pinned to its share of the cores.
     cpu_threads_bind: str = "auto"
 
     def validate(self) -> None:
         require(self.num_cpus >= 0, "num_cpus", "must be >= 0")
         require(self.num_gpus >= 0, "num_gpus", "must be >= 0")
         require_choice(self.strategy, "strategy", {"PACK", "SPREAD", "STRICT_SPREAD", "STRICT_PACK"})
+        if self.cpu_threads_bind.strip() == ONE_CORE_EACH:
+            return
         for entry in self.cpu_threads_bind.split("|"):
             try:
                 core_list(entry)
@@ -35,6 +39,7 @@ class ResourceSpec(Schema):
 
 
 KEEP_ALL_CORES = ("auto", "all", "nobind")
+ONE_CORE_EACH = "percore"
 
 
 def core_list(entry: str) -> list[int] | None:

@@ -97,6 +97,11 @@ class SynthesizeConfig(Schema):
     output_dir: str = "runs/demo/synthesize"
     seed: int = 0
     shards: int = 6
+    # Shards in flight at once, each run whole by its lane: a generator and a verifier group of
+    # `workers` each (worker i of lane l takes entry l * workers + i of `resources.cpu_threads_bind`).
+    # A shard's data does not depend on the lane that runs it nor on the number of lanes (unlike
+    # `workers`, which splits each batch), so it is not in the shards' fingerprint.
+    lanes: int = 1
     report_ns: list[int] = field(default_factory=lambda: [1, 2, 4, 8, 16])
     cluster: ClusterConfig = field(default_factory=lambda: ClusterConfig(num_cpus=8, log_to_driver=False))
     models: ModelsSection = field(default_factory=ModelsSection)
@@ -109,6 +114,7 @@ class SynthesizeConfig(Schema):
 
     def validate(self) -> None:
         require(self.shards >= 1, "shards", "must be >= 1")
+        require(self.lanes >= 1, "lanes", "must be >= 1")
         require(all(1 <= n <= self.verifier.n for n in self.report_ns), "report_ns",
                 f"every N must be in 1..verifier.n ({self.verifier.n})")
 

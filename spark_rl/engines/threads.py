@@ -18,7 +18,7 @@ import os
 
 import torch
 
-from spark_rl.config.resources import core_list
+from spark_rl.config.resources import ONE_CORE_EACH, core_list
 
 log = logging.getLogger(__name__)
 
@@ -34,12 +34,22 @@ def usable_cores() -> int:
 
 def bind_to_cores(entry: str) -> list[int] | None:
     """Pin this process to the cores of one `cpu_threads_bind` entry (`0-3,8`); `auto`, `all` and
-    `nobind` leave it as it is (None). Cores this process may not use are left out with a warning;
-    ValueError when none is left."""
-    cores = core_list(entry)
-    if cores is None or not hasattr(os, "sched_setaffinity"):
+    `nobind` leave it as it is (None); `percore:i` (worker i of a "percore" group) takes the i-th
+    core, wrapping around, of those this process may use. Cores this process may not use are left
+    out with a warning; ValueError when none is left."""
+    if not hasattr(os, "sched_setaffinity"):
         return None
     allowed = os.sched_getaffinity(0)
+    kind, _, index = entry.partition(":")
+    if kind == ONE_CORE_EACH:
+        ordered = sorted(allowed)
+        if not index.isdigit():
+            raise ValueError(f"{ENGINE_CORES_ENV}={entry!r}: expected {ONE_CORE_EACH}:<worker index>")
+        cores = [ordered[int(index) % len(ordered)]]
+    else:
+        cores = core_list(entry)
+    if cores is None:
+        return None
     chosen = [c for c in cores if c in allowed]
     if not chosen:
         raise ValueError(f"cpu_threads_bind {entry!r}: none of these cores is one this process may use "

@@ -86,20 +86,18 @@ def plan(cfg: DemoConfig) -> list[Stage]:
     return stages
 
 
-def waves(stages: list[Stage], max_parallel: int, cores: list[int]) -> list[list[Stage]]:
+def waves(stages: list[Stage], max_parallel: int, cores: list[int],
+          order: list[list[str]] | None = None) -> list[list[Stage]]:
     """The stages in waves that run side by side, each stage pinned to its share of `cores`.
 
-    A stage's level is the length of its longest upstream chain; the stages of one level do not
-    depend on each other. A level with more stages than `max_parallel` is cut into waves, the
-    short one first, so the last wave (the RL runs, the longest stages) runs full. A wave of one
-    stage is not pinned."""
+    `order` (the demo's `waves`) names the waves; without it, a stage's level is the length of its
+    longest upstream chain, and the stages of one level do not depend on each other. A group of
+    stages wider than `max_parallel` is cut into waves, the short one first, so the last wave (the
+    RL runs, the longest stages) runs full. A wave of one stage is not pinned."""
     width = max(1, min(max_parallel, len(cores)))
-    level: dict[str, int] = {}
-    for st in stages:                       # the plan lists every stage after its upstream
-        level[st.name] = 1 + max((level[u] for u in st.upstream), default=-1)
+    groups = named_waves(stages, order) if order else level_waves(stages)
     out: list[list[Stage]] = []
-    for lv in sorted(set(level.values())):
-        same = [st for st in stages if level[st.name] == lv]
+    for same in groups:
         cut = len(same) % width or width
         chunks = [same[:cut]] + [same[i:i + width] for i in range(cut, len(same), width)]
         for chunk in chunks:
@@ -108,6 +106,40 @@ def waves(stages: list[Stage], max_parallel: int, cores: list[int]) -> list[list
                 st.cores = None if m == 1 else tuple(cores[j * len(cores) // m:(j + 1) * len(cores) // m])
             out.append(chunk)
     return out
+
+
+def level_waves(stages: list[Stage]) -> list[list[Stage]]:
+    level: dict[str, int] = {}
+    for st in stages:                       # the plan lists every stage after its upstream
+        level[st.name] = 1 + max((level[u] for u in st.upstream), default=-1)
+    return [[st for st in stages if level[st.name] == lv] for lv in sorted(set(level.values()))]
+
+
+def named_waves(stages: list[Stage], order: list[list[str]]) -> list[list[Stage]]:
+    """The waves the demo config names, the bootstrap first; `ConfigError` naming the stage when
+    one is unknown, missing, named twice, or runs no later than a stage it needs."""
+    from spark_rl.config.checks import ConfigError
+
+    by_name = {st.name: st for st in stages}
+    order = [list(w) for w in order if [n for n in w if n != "bootstrap"]]
+    order = [["bootstrap"], *[[n for n in w if n != "bootstrap"] for w in order]]
+    wave_of: dict[str, int] = {}
+    for i, wave in enumerate(order):
+        for name in wave:
+            if name not in by_name:
+                raise ConfigError(f"waves: unknown stage {name!r} (stages: {', '.join(by_name)})")
+            if name in wave_of:
+                raise ConfigError(f"waves: stage {name!r} is named twice")
+            wave_of[name] = i
+    missing = [n for n in by_name if n not in wave_of]
+    if missing:
+        raise ConfigError(f"waves: stage(s) {', '.join(missing)} in no wave")
+    for name, i in wave_of.items():
+        for up in by_name[name].upstream:
+            if wave_of[up] >= i:
+                raise ConfigError(f"waves: {name!r} (wave {i}) needs {up!r}, which runs in wave {wave_of[up]}; "
+                                  "a stage must run in a later wave than the stages it needs")
+    return [[by_name[n] for n in wave] for wave in order]
 
 
 def fingerprint(stage: Stage, upstream: dict[str, str]) -> str:
@@ -264,7 +296,7 @@ def run_demo(cfg: DemoConfig, report_only: bool = False) -> Path:
     stages = plan(cfg)
     # no affinity masks outside Linux: one stage at a time there
     cores = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_setaffinity") else [0]
-    schedule = waves(stages, cfg.max_parallel, cores)
+    schedule = waves(stages, cfg.max_parallel, cores, cfg.waves)
     fps: dict[str, str] = {}
     for st in stages:                       # upstream first: a stage's fingerprint holds theirs
         fps[st.name] = fingerprint(st, fps)

@@ -16,7 +16,10 @@ from __future__ import annotations
 import json
 import logging
 import random
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
 from spark_rl.config import config_hash
@@ -80,11 +83,16 @@ def solution_record(problem, arith, index: int, text: str) -> dict | None:
 
 
 # ---- the driver ------------------------------------------------------------------------------
+@dataclass
+class Lane:
+    """The generator and verifier workers that run one shard at a time (`SynthesizeConfig.lanes`)."""
+    gen: object                     # ActorGroup
+    ver: object
+
+
 class Synthesizer:
     def __init__(self, cfg: SynthesizeConfig, policy: str, verifier: str, progress: bool = True):
-        from dataclasses import replace
-
-        from actors.rollout import rollout_group
+        from actors.group import ActorGroup
         from spark_rl.pipelines.shards import ShardStore
 
         self.cfg, self.policy, self.verifier, self.progress = cfg, policy, verifier, progress
@@ -93,22 +101,39 @@ class Synthesizer:
         n_shards = min(cfg.shards, len(self.problems))
         self.store = ShardStore(self.out, "raw", cfg.raw_fingerprint(), n_shards)
         self.meta_store = ShardStore(self.out, "meta", cfg.meta_fingerprint(), n_shards) if cfg.meta_critique.bases else None
+        self._bar_lock = threading.Lock()
+        # every group starts at once: each start is seconds of a worker importing torch and building
+        # an engine, on its own core when the lanes have core lists
+        n = min(cfg.lanes, n_shards)
+        starts = [(name, section, model, lane) for lane in range(n) for name, section, model in
+                  (("generator", cfg.generator, policy), ("verifier", cfg.verifier, verifier))]
+        with ThreadPoolExecutor(max_workers=len(starts), thread_name_prefix="synth-start") as pool:
+            futures = [pool.submit(self._start_group, *args, n) for args in starts]
+        groups: list[ActorGroup] = [f.result() for f in futures if f.exception() is None]
+        errors = [f.exception() for f in futures if f.exception() is not None]
+        if errors:
+            for g in groups:
+                g.kill_all()
+            raise errors[0]
+        self.lanes = [Lane(groups[2 * i], groups[2 * i + 1]) for i in range(n)]
 
-        def group(name: str, section, model: str):
-            return rollout_group(name, replace(section.engine, model_path=model, seed=cfg.seed), section.resources,
-                                 section.workers)
+    def _start_group(self, name: str, section, model: str, lane: int, n_lanes: int):
+        from dataclasses import replace
 
-        self.gen_group = group("generator", cfg.generator, policy)
-        self.ver_group = group("verifier", cfg.verifier, verifier)
+        from actors.rollout import rollout_group
 
-    def run_shard(self, shard: int, start: int, end: int) -> list[dict]:
+        return rollout_group(name if n_lanes == 1 else f"{name}-{lane}",
+                             replace(section.engine, model_path=model, seed=self.cfg.seed), section.resources,
+                             section.workers, first_core_entry=lane * section.workers)
+
+    def run_shard(self, lane: Lane, shard: int, start: int, end: int) -> list[dict]:
         from spark_rl.verification.prompts import verifier_prompt
 
         cfg, problems = self.cfg, self.problems[start:end]
         g = cfg.generator
-        outs = self.gen_group.map_shards("generate", [p.prompt for p, _ in problems], n=g.n,
-                                         temperature=g.temperature, top_p=g.top_p, max_new_tokens=g.max_new_tokens,
-                                         seed=cfg.seed * 1_000_003 + start * 101, logprobs=False)
+        outs = lane.gen.map_shards("generate", [p.prompt for p, _ in problems], n=g.n,
+                                   temperature=g.temperature, top_p=g.top_p, max_new_tokens=g.max_new_tokens,
+                                   seed=cfg.seed * 1_000_003 + start * 101, logprobs=False)
         rng = random.Random(cfg.seed * 7919 + shard)
         rows, jobs = [], []
         for (p, arith), group in zip(problems, outs):
@@ -122,15 +147,15 @@ class Synthesizer:
         v = cfg.verifier
         if jobs:
             kw = dict(temperature=v.temperature, top_p=v.top_p, max_new_tokens=v.max_new_tokens, logprobs=False)
-            free = self.ver_group.map_shards("generate", [j[1] for j in jobs], n=v.n, seed=cfg.seed + 17 * start, **kw)
-            ref = (self.ver_group.map_shards("generate", [j[2] for j in jobs], n=v.reference_n,
-                                             seed=cfg.seed + 31 * start, **kw) if v.reference_n else [[]] * len(jobs))
+            free = lane.ver.map_shards("generate", [j[1] for j in jobs], n=v.n, seed=cfg.seed + 17 * start, **kw)
+            ref = (lane.ver.map_shards("generate", [j[2] for j in jobs], n=v.reference_n,
+                                       seed=cfg.seed + 31 * start, **kw) if v.reference_n else [[]] * len(jobs))
             for (s, _, _), f, r in zip(jobs, free, ref):
                 s["verifications"] = [c.text for c in f]
                 s["reference_verifications"] = [c.text for c in r]
         return rows
 
-    def run_meta_shard(self, raw_rows: list[dict]) -> list[dict]:
+    def run_meta_shard(self, lane: Lane, raw_rows: list[dict]) -> list[dict]:
         """Greedy critique -> merge rounds over each solution's chosen verifications."""
         from spark_rl.verification.aggregate import aggregate
         from spark_rl.verification.prompts import critique_prompt, merge_prompt
@@ -153,19 +178,47 @@ class Synthesizer:
             if not chains:
                 break
             current = [c["merged"][-1] if c["merged"] else c["start"] for c in chains]
-            crit = self._greedy([critique_prompt(c["q"], c["shown"], t) for c, t in zip(chains, current)],
+            crit = self._greedy(lane, [critique_prompt(c["q"], c["shown"], t) for c, t in zip(chains, current)],
                                 m.critique_max_new_tokens)
-            merged = self._greedy([merge_prompt(c["q"], c["shown"], t, k) for c, t, k in zip(chains, current, crit)],
+            merged = self._greedy(lane, [merge_prompt(c["q"], c["shown"], t, k) for c, t, k in zip(chains, current, crit)],
                                   m.merge_max_new_tokens)
             for c, k, t in zip(chains, crit, merged):
                 c["critiques"].append(k)
                 c["merged"].append(t)
         return [{k: v for k, v in c.items() if k not in ("q", "shown")} for c in chains]
 
-    def _greedy(self, prompts: list[str], max_new_tokens: int) -> list[str]:
-        outs = self.ver_group.map_shards("generate", prompts, n=1, temperature=0.0, max_new_tokens=max_new_tokens,
-                                         logprobs=False)
+    def _greedy(self, lane: Lane, prompts: list[str], max_new_tokens: int) -> list[str]:
+        outs = lane.ver.map_shards("generate", prompts, n=1, temperature=0.0, max_new_tokens=max_new_tokens,
+                                   logprobs=False)
         return [o[0].text for o in outs]
+
+    def _over_lanes(self, shards: list[int], work, bar) -> None:
+        """`work(lane, shard)` for every shard, each lane taking the next one when it is free. A
+        failure stops the lanes after their current shard (finished shards stay on disk for the
+        re-run) and is raised."""
+        todo, lock, failed = list(shards), threading.Lock(), threading.Event()
+
+        def loop(lane: Lane) -> None:
+            while not failed.is_set():
+                with lock:
+                    if not todo:
+                        return
+                    shard = todo.pop(0)
+                try:
+                    work(lane, shard)
+                except BaseException:
+                    failed.set()
+                    raise
+                with self._bar_lock:
+                    bar.update(1)
+
+        lanes = self.lanes[:max(1, len(todo))]
+        if len(lanes) == 1:             # in this thread: a plain traceback, nothing to coordinate
+            return loop(lanes[0])
+        with ThreadPoolExecutor(max_workers=len(lanes), thread_name_prefix="synth-lane") as pool:
+            futures = [pool.submit(loop, lane) for lane in lanes]
+        for f in futures:
+            f.result()
 
     def run(self) -> dict:
         from tqdm import tqdm
@@ -179,22 +232,21 @@ class Synthesizer:
         total = len(ranges) * len(stores)
         bar = tqdm(total=total, initial=total - todo, desc="synthesize shards", disable=not self.progress,
                    dynamic_ncols=True)
-        for shard in self.store.pending():
-            start, end = ranges[shard]
-            self.store.write(shard, self.run_shard(shard, start, end))
-            bar.update(1)
+        self._over_lanes(self.store.pending(),
+                         lambda lane, shard: self.store.write(shard, self.run_shard(lane, shard, *ranges[shard])), bar)
         raw_s = time.perf_counter() - t0
         if self.meta_store:
-            for shard in self.meta_store.pending():
-                self.meta_store.write(shard, self.run_meta_shard(self.store.read(shard)))
-                bar.update(1)
+            self._over_lanes(self.meta_store.pending(),
+                             lambda lane, shard: self.meta_store.write(shard, self.run_meta_shard(
+                                 lane, self.store.read(shard))), bar)
         bar.close()
         return {"raw_s": raw_s, "meta_s": time.perf_counter() - t0 - raw_s, "shards": len(ranges),
-                "shard_passes_run": todo}
+                "shard_passes_run": todo, "lanes": len(self.lanes)}
 
     def shutdown(self) -> None:
-        self.gen_group.kill_all()
-        self.ver_group.kill_all()
+        for lane in self.lanes:
+            lane.gen.kill_all()
+            lane.ver.kill_all()
 
 
 def meta_labels(chain: dict | None, n_steps: int) -> tuple[list[bool] | None, bool | None, str]:
