@@ -255,3 +255,43 @@ def test_cpu_threads_bind_reads_core_lists_and_names_a_bad_entry():
     for bad in ("0|x", "3-1", "0|", "0-"):
         with pytest.raises(ConfigError, match=r"rollout\.resources\.cpu_threads_bind: .*core list"):
             load_config(RLConfig, None, [f"rollout.resources.cpu_threads_bind={bad}"])
+    assert load_config(RLConfig, None, ["rollout.resources.cpu_threads_bind=percore"]).rollout.resources
+    with pytest.raises(ConfigError, match=r"cpu_threads_bind: 'percore' is not a core list"):   # the whole value only
+        load_config(RLConfig, None, ["rollout.resources.cpu_threads_bind=percore|0"])
+
+
+def test_percore_binds_each_worker_to_one_core_of_its_process():
+    """Worker i of a `percore` group takes the i-th core (wrapping around) of those its own process
+    may use: what the actor layer hands it, and what the engine binds to."""
+    import os
+
+    from actors.placement import engine_cores_env
+    from spark_rl.config.resources import ResourceSpec
+    from spark_rl.engines.threads import ENGINE_CORES_ENV, bind_to_cores
+
+    spec = ResourceSpec(cpu_threads_bind="percore")
+    assert engine_cores_env(spec, 3) == {ENGINE_CORES_ENV: "percore:3"}
+    assert engine_cores_env(ResourceSpec(cpu_threads_bind="0|1"), 3) == {ENGINE_CORES_ENV: "1"}
+    before = os.sched_getaffinity(0)
+    ordered = sorted(before)
+    try:
+        for i in range(len(ordered) + 1):
+            assert bind_to_cores(f"percore:{i}") == [ordered[i % len(ordered)]]
+            assert os.sched_getaffinity(0) == {ordered[i % len(ordered)]}
+            os.sched_setaffinity(0, before)
+        with pytest.raises(ValueError, match="percore:<worker index>"):
+            bind_to_cores("percore:x")
+    finally:
+        os.sched_setaffinity(0, before)
+
+
+def test_synthesize_lanes_are_not_in_the_shards_fingerprint():
+    """The number of lanes changes how fast Stage 1 runs, not its data: a re-run with more lanes
+    continues the same shards. Batch splits (`workers`) and thread counts do change the data."""
+    from spark_rl.pipelines.synthesize import SynthesizeConfig
+
+    one = load_config(SynthesizeConfig, None, [])
+    assert load_config(SynthesizeConfig, None, ["lanes=3"]).raw_fingerprint() == one.raw_fingerprint()
+    assert load_config(SynthesizeConfig, None, ["generator.workers=2"]).raw_fingerprint() != one.raw_fingerprint()
+    with pytest.raises(ConfigError, match="lanes: must be >= 1"):
+        load_config(SynthesizeConfig, None, ["lanes=0"])

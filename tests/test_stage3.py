@@ -6,6 +6,7 @@ import json
 import struct
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
@@ -140,6 +141,30 @@ def test_demo_waves_pin_independent_stages_to_their_own_cores():
     assert [st.cores for st in four[1]] == [(0, 1), (2, 3)]
     assert all(st.cores is None for w in waves(plan(cfg), 1, [0, 1]) for st in w)     # max_parallel 1
     assert all(len(w) == 1 for w in waves(plan(cfg), 2, [0]))                          # one core: one at a time
+
+
+def test_demo_named_waves_follow_the_config_and_name_a_bad_one():
+    """The demo config's waves: Stage 1 alone on every core, RLVR beside eval-prm; a stage named
+    twice, unknown, left out, or placed no later than a stage it needs is a config error naming it."""
+    from spark_rl.config import load_config
+    from spark_rl.config.checks import ConfigError
+    from spark_rl.pipelines.demo import DemoConfig, plan, waves
+
+    cfg = load_config(DemoConfig, Path(__file__).resolve().parents[1] / "configs" / "demo" / "demo.yaml",
+                      ["output_dir=runs/x"])
+    schedule = waves(plan(cfg), cfg.max_parallel, [0, 1], cfg.waves)
+    assert [[(st.name, st.cores) for st in w] for w in schedule] == [
+        [("bootstrap", None)], [("synthesize", None)], [("train_prm", None)],
+        [("eval_prm", (0,)), ("rl:rlvr", (1,))], [("rl:prm-cot-gate", (0,)), ("rl:prm-cot-no-gate", (1,))]]
+    assert [len(w) for w in waves(plan(cfg), 1, [0, 1], cfg.waves)] == [1] * 7          # max_parallel 1
+    good = [list(w) for w in cfg.waves]
+    for bad, match in [([*good, ["train_prm"]], "'train_prm' is named twice"),
+                       ([*good, ["rl:nope"]], "unknown stage 'rl:nope'"),
+                       (good[:-1], "rl:prm-cot-gate, rl:prm-cot-no-gate in no wave"),
+                       ([["synthesize", "rl:rlvr"], ["eval_prm"], ["train_prm"], good[3]],
+                        "'eval_prm' \\(wave 2\\) needs 'train_prm', which runs in wave 3")]:
+        with pytest.raises(ConfigError, match=match):
+            waves(plan(cfg), 2, [0, 1], bad)
 
 
 @pytest.mark.parametrize("starter", ["exec", "fork"])

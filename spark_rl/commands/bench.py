@@ -18,7 +18,7 @@ def add_arguments(p) -> None:
     r.add_argument("--workers", type=int, default=1,
                    help="also time a rollout group of this many workers (> 1) on the same prompts, split over them")
     r.add_argument("--bind", default="auto",
-                   help="the group's resources.cpu_threads_bind: a core list per worker ('0|1'), or auto")
+                   help="the group's resources.cpu_threads_bind: a core list per worker ('0|1'), percore, or auto")
     r.add_argument("--json", help="write results here")
     s = sub.add_parser("sync", help="seconds to sync all weights learner -> rollout vs a plain memcpy")
     s.add_argument("--preset", default="small", choices=["tiny", "small"])

@@ -10,8 +10,9 @@ the next one) with its output in the demo folder and its log in `OUT/logs/`. A s
 an interrupted RL run continues from its latest checkpoint.
 
 Stages that do not depend on each other run side by side (`max_parallel`), each pinned to its own
-share of the cores: RLVR needs neither Stage 1 nor Stage 2, so it runs beside Stage 1, and the
-PRM-reward runs run beside each other. Pinned, not merely concurrent: two engines whose threads
+share of the cores, in the waves the config names (`waves`; else by dependency level). The demo's:
+Stage 1 alone on every core (its lanes), RLVR, which needs neither Stage 1 nor Stage 2, beside the
+Stage 2 evaluation, and the PRM-reward runs beside each other. Pinned, not merely concurrent: two engines whose threads
 share cores spin against each other (measured: Stage 1 and RLVR side by side unpinned took 572 s
 and 440 s, against 249 s and 156 s one after the other). Which cores a stage gets follows from the
 plan alone, never from which stages were reused, so a stage computes the same numbers on a rerun.

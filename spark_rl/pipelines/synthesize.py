@@ -9,6 +9,11 @@ chosen verification and a greedy merge into one improved verification, over the 
 verification ("base") and the outcome-consistency pick ("outcome"); these shards have their own
 fingerprint (raw + aggregation + meta-critique settings), so changing them redoes only this part.
 The variant datasets are then built from the shards by parsing and aggregation alone.
+
+Lanes (`lanes`) run shards side by side, each shard whole on one lane's generator and verifier
+workers. What a shard computes depends on its prompts, seeds and engine settings only, not on the
+engine's earlier batches, so its file is the same byte for byte whichever lane runs it and however
+many there are (measured on the demo: 6 shards, 1 lane vs 2, and shards rerun on a fresh engine).
 """
 
 from __future__ import annotations
