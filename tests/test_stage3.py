@@ -114,6 +114,14 @@ def test_demo_stage_runner_skips_reruns_and_reports_failures(tmp_path):
     cfg_file.write_text("n: 13\n")                                                # its config changed: rerun
     fp2 = fingerprint(stage, {})
     assert fp2 != fp and not run_stage(stage, fp2, tmp_path / "logs", console).get("skipped")
+    # the outputs of the earlier inputs are moved aside, one generation kept, not built upon
+    previous = tmp_path / "pb.previous"
+    assert json.loads((previous / ".demo_stage.json").read_text())["fingerprint"] == fp
+    assert json.loads((out / ".demo_stage.json").read_text())["fingerprint"] == fp2
+    cfg_file.write_text("n: 14\n")
+    fp3 = fingerprint(stage, {})
+    run_stage(stage, fp3, tmp_path / "logs", console)
+    assert json.loads((previous / ".demo_stage.json").read_text())["fingerprint"] == fp2
     assert fingerprint(Stage("x", ["a"], out, str(cfg_file), ["pb"]), {"pb": "1"}) != \
         fingerprint(Stage("x", ["a"], out, str(cfg_file), ["pb"]), {"pb": "2"})   # upstream changes propagate
     bad = Stage("bad", ["train-rl", str(tmp_path / "missing.yaml")], tmp_path / "bad", str(cfg_file))

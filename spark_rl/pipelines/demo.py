@@ -24,6 +24,7 @@ import hashlib
 import json
 import os
 import re
+import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -211,6 +212,15 @@ def start_stage(stage: Stage, fp: str, log_dir: Path, console, starter=None) -> 
     if not stage.always_run and mark.get("fingerprint") == fp and mark.get("status") == "done":
         console.print(f"[dim]{escape(stage.name)}: up to date ({mark.get('wall_s', 0):.0f} s when it ran), skipped[/dim]")
         return {**mark, "skipped": True}
+    if not stage.always_run and mark.get("fingerprint") not in (None, fp) and stage.out.exists():
+        # outputs of other inputs (an older config or version): a resumable stage must not build on
+        # them (Stage 1's shard store refuses shards of another config); kept one generation back
+        previous = stage.out.with_name(stage.out.name + ".previous")
+        if previous.exists():
+            shutil.rmtree(previous)
+        stage.out.rename(previous)
+        console.print(f"{escape(stage.name)}: its inputs changed; the outputs of the earlier ones are now in "
+                      f"{escape(str(previous))}")
     argv = list(stage.argv)
     if (stage.resumable and mark.get("fingerprint") == fp
             and (stage.out / "checkpoints" / "latest").exists()):
