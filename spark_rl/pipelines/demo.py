@@ -123,8 +123,8 @@ def named_waves(stages: list[Stage], order: list[list[str]]) -> list[list[Stage]
     from spark_rl.config.checks import ConfigError
 
     by_name = {st.name: st for st in stages}
-    order = [list(w) for w in order if [n for n in w if n != "bootstrap"]]
-    order = [["bootstrap"], *[[n for n in w if n != "bootstrap"] for w in order]]
+    named = [[n for n in w if n != "bootstrap"] for w in order]      # the bootstrap runs first, named or not
+    order = [["bootstrap"], *[w for w in named if w]]
     wave_of: dict[str, int] = {}
     for i, wave in enumerate(order):
         for name in wave:
